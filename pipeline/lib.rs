@@ -1,0 +1,15 @@
+//! callqa: call recordings in, quality-assurance tables out.
+//!
+//! The flow, one module per stage:
+//! - [`ingest`]: a folder or CSV manifest -> [`record::CallSource`]s.
+//! - [`audio`]: WAV bytes -> per-channel buffers -> 16 kHz speaker channels.
+//! - [`vad`]: a channel -> speech intervals.
+//! - [`asr`]: speech of a channel -> utterances (whisper.cpp through whisper-rs).
+//! - [`sinks`]: records -> Parquet tables.
+//! - [`model`]: Whisper weights (CTranslate2 -> GGML conversion, registry).
+pub mod asr;
+pub mod audio;
+pub mod model;
+pub mod record;
+pub mod textnorm;
+pub mod vad;
