@@ -89,21 +89,38 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 quantize.name()
             );
         }
-        Command::Transcribe { files, model, language, beam_size } => {
+        Command::Transcribe {
+            files,
+            model,
+            language,
+            beam_size,
+        } => {
             let model_path = callqa::model::registry::resolve(model.as_deref())?;
-            let settings = callqa::asr::AsrSettings { language, beam_size, ..Default::default() };
+            let settings = callqa::asr::AsrSettings {
+                language,
+                beam_size,
+                ..Default::default()
+            };
             let transcriber = callqa::asr::Transcriber::load(&model_path, settings)?;
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
             let mut worker = transcriber.worker(threads)?;
             for file in files {
-                let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+                let bytes =
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
                 let audio = callqa::audio::decode::decode_wav(&bytes, 4.0 * 3600.0)
                     .with_context(|| format!("decoding {}", file.display()))?;
                 for channel in callqa::audio::to_speaker_channels(&audio, 0)? {
                     let speech = callqa::vad::detect(&channel.samples_16k, &Default::default());
                     let t = worker.transcribe(channel.speaker, &channel.samples_16k, &speech)?;
                     for u in t.utterances {
-                        println!("{}\t{}\t{:.2}\t{:.2}\t{}", file.display(), u.speaker, u.start_s, u.end_s, u.text);
+                        println!(
+                            "{}\t{}\t{:.2}\t{:.2}\t{}",
+                            file.display(),
+                            u.speaker,
+                            u.start_s,
+                            u.end_s,
+                            u.text
+                        );
                     }
                 }
             }

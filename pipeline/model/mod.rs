@@ -411,3 +411,6 @@ pub fn convert_dir(
     }
     result.map_err(at(out_path))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install what callqa needs on a fresh Debian machine with the Rust toolchain, and fetch the
+# default model. Safe to run again: it installs only what is missing.
+#
+#   scripts/setup.sh            build tools + default model (base q8_0)
+#   scripts/setup.sh --test     also the f16 model and the Python packages the tests read Parquet with
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+say() { printf 'setup: %s\n' "$*" >&2; }
+
+# System packages: cmake builds whisper.cpp, libclang drives bindgen, espeak-ng and sox rebuild fixtures.
+missing=()
+command -v cmake >/dev/null || missing+=(cmake)
+ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' || missing+=(libclang-dev clang)
+command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+command -v sox >/dev/null || missing+=(sox)
+command -v c++ >/dev/null || missing+=(build-essential)
+if ((${#missing[@]})); then
+  say "installing ${missing[*]}"
+  sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+"$root/scripts/fetch-model.sh" base q8_0
+
+if [[ "${1:-}" == "--test" ]]; then
+  "$root/scripts/fetch-model.sh" base f16
+  # A project venv with the real clients the interoperability tests read our Parquet with.
+  venv="$root/.venv"
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pyarrow, duckdb, polars' 2>/dev/null; then
+    say "creating $venv with pyarrow, duckdb, polars"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/scripts/requirements-test.txt"
+  fi
+fi

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, fetches the models, runs every test on the
+# real model. Tests use the release profile so whisper.cpp and our DSP run optimised.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/setup.sh" --test
+export CALLQA_PYTHON="$root/.venv/bin/python"
+cd "$root"
+cargo test --release --all-targets "$@"
