@@ -6,10 +6,16 @@
 //! - [`vad`]: a channel -> speech intervals.
 //! - [`asr`]: speech of a channel -> utterances (whisper.cpp through whisper-rs).
 //! - [`sinks`]: records -> Parquet tables.
+//!
+//! [`run`] wires the stages into a batch over many calls; [`config`] holds every setting.
 //! - [`model`]: Whisper weights (CTranslate2 -> GGML conversion, registry).
 pub mod asr;
 pub mod audio;
+pub mod config;
+pub mod ingest;
 pub mod model;
 pub mod record;
+pub mod run;
+pub mod sinks;
 pub mod textnorm;
 pub mod vad;

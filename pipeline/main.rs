@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use callqa::config::Config;
 use callqa::model::{self, WeightType};
+use callqa::run::RunOptions;
 
 #[derive(Parser)]
 #[command(
@@ -22,19 +24,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Transcribe WAV files and print one line per utterance (speaker, times, text).
-    Transcribe {
-        files: Vec<PathBuf>,
-        /// GGML model file (default: the registry's default model under models/).
+    /// Process a folder of call recordings (or a CSV manifest) into Parquet tables.
+    Run {
+        /// Folder searched recursively for .wav, or a CSV manifest (header row; `path` required).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output folder; each table goes to OUT/<table>/call_date=YYYY-MM-DD/.
+        #[arg(long)]
+        out: PathBuf,
+        /// TOML configuration (see `callqa config`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// GGML Whisper model (default: the registry default under models/).
         #[arg(long)]
         model: Option<PathBuf>,
-        /// "auto" or a Whisper language code.
-        #[arg(long, default_value = "auto")]
-        language: String,
-        /// Beam width (1 = greedy).
-        #[arg(long, default_value_t = 5)]
-        beam_size: u32,
+        /// Calls processed in parallel, each with its own Whisper state.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Acoustic metrics only: no model is loaded and no utterances are written.
+        #[arg(long)]
+        no_asr: bool,
+        /// Process calls again even if OUT already holds them with identical audio.
+        #[arg(long)]
+        reprocess: bool,
     },
+    /// Print every table's columns, types and descriptions.
+    Schema,
+    /// Print the effective configuration (defaults merged with FILE) as TOML.
+    Config { file: Option<PathBuf> },
     /// Manage Whisper model files.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -75,6 +92,29 @@ fn main() -> ExitCode {
     }
 }
 
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+/// A progress bar on a terminal; hidden when stderr is not one (logs, CI).
+fn progress_bar() -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} calls ({eta} left)",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Model(ModelCommand::Convert { ct2, out, quantize }) => {
@@ -89,42 +129,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 quantize.name()
             );
         }
-        Command::Transcribe {
-            files,
+        Command::Run {
+            input,
+            out,
+            config,
             model,
-            language,
-            beam_size,
+            jobs,
+            no_asr,
+            reprocess,
         } => {
-            let model_path = callqa::model::registry::resolve(model.as_deref())?;
-            let settings = callqa::asr::AsrSettings {
-                language,
-                beam_size,
-                ..Default::default()
+            let config = load_config(config.as_deref())?;
+            let options = RunOptions {
+                input,
+                out_dir: out.clone(),
+                config,
+                model,
+                jobs,
+                no_asr,
+                reprocess,
             };
-            let transcriber = callqa::asr::Transcriber::load(&model_path, settings)?;
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-            let mut worker = transcriber.worker(threads)?;
-            for file in files {
-                let bytes =
-                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-                let audio = callqa::audio::decode::decode_wav(&bytes, 4.0 * 3600.0)
-                    .with_context(|| format!("decoding {}", file.display()))?;
-                for channel in callqa::audio::to_speaker_channels(&audio, 0)? {
-                    let speech = callqa::vad::detect(&channel.samples_16k, &Default::default());
-                    let t = worker.transcribe(channel.speaker, &channel.samples_16k, &speech)?;
-                    for u in t.utterances {
-                        println!(
-                            "{}\t{}\t{:.2}\t{:.2}\t{}",
-                            file.display(),
-                            u.speaker,
-                            u.start_s,
-                            u.end_s,
-                            u.text
-                        );
-                    }
-                }
+            let bar = progress_bar();
+            let summary = callqa::run::run(&options, &|done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            for failure in &summary.failures {
+                eprintln!("failed: {failure}");
             }
+            println!("{}", summary.line());
+            println!("tables written under {}", out.display());
+            return Ok(if summary.failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
         }
+        Command::Schema => print!("{}", callqa::sinks::schema::describe()),
+        Command::Config { file } => print!("{}", load_config(file.as_deref())?.to_toml()),
         Command::Model(ModelCommand::Inspect { file }) => {
             let f = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;

@@ -28,8 +28,8 @@ if [[ "${1:-}" == "--test" ]]; then
   "$root/scripts/fetch-model.sh" base f16
   # A project venv with the real clients the interoperability tests read our Parquet with.
   venv="$root/.venv"
-  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pyarrow, duckdb, polars' 2>/dev/null; then
-    say "creating $venv with pyarrow, duckdb, polars"
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pyarrow, duckdb, polars, pandas' 2>/dev/null; then
+    say "creating $venv with pyarrow, duckdb, polars, pandas"
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/scripts/requirements-test.txt"
   fi

@@ -1,0 +1,177 @@
+//! The tables callqa writes, with a description on every column (stored in the Parquet
+//! field metadata under `description`, and printed by `callqa schema`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub const PIPELINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn col(name: &str, data_type: DataType, nullable: bool, description: &str) -> Field {
+    Field::new(name, data_type, nullable).with_metadata(HashMap::from([(
+        "description".to_string(),
+        description.to_string(),
+    )]))
+}
+
+fn utc() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// A table: its folder name under the output directory and its schema.
+pub struct Table {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub schema: SchemaRef,
+}
+
+pub fn calls() -> Table {
+    Table {
+        name: "calls",
+        description: "One row per processed call: source, audio facts and run provenance.",
+        schema: Arc::new(Schema::new(vec![
+            col("call_id", DataType::Utf8, false, "Call identifier: the manifest's call_id, else the file stem."),
+            col("source_path", DataType::Utf8, false, "Path of the recording as given to callqa run."),
+            col("content_sha256", DataType::Utf8, false, "SHA-256 of the recording's bytes (hex)."),
+            col("call_date", DataType::Date32, false, "Date of the call (UTC): from started_at, else the file's modification time. Also the partition key."),
+            col("started_at", utc(), true, "Call start (UTC) from the manifest; null when not given."),
+            col("agent_id", DataType::Utf8, true, "Agent identifier from the manifest; null when not given."),
+            col("duration_s", DataType::Float64, false, "Recording length in seconds."),
+            col("sample_rate_hz", DataType::Int32, false, "Sample rate of the recording as stored."),
+            col("channels", DataType::Int32, false, "Channels in the recording: 2 = agent/customer, 1 = mixed."),
+            col("codec", DataType::Utf8, false, "Sample encoding as stored: pcm_u8, pcm_s16, pcm_s24, pcm_s32, pcm_f32, mulaw or alaw."),
+            col("language", DataType::Utf8, true, "Language transcribed: the configured one, or the one Whisper detected on most speech; null without ASR."),
+            col("model", DataType::Utf8, true, "Whisper model file stem used; null without ASR."),
+            col("utterances", DataType::Int32, false, "Utterance rows written for this call."),
+            col("dropped_utterances", DataType::Int32, false, "Whisper segments dropped as non-speech (hallucinated credits, repetition loops, text on silence)."),
+            col("pipeline_version", DataType::Utf8, false, "callqa version that produced the row."),
+            col("run_id", DataType::Utf8, false, "Identifier of the callqa run that produced the row."),
+            col("processed_at", utc(), false, "When the row was produced (UTC)."),
+        ])),
+    }
+}
+
+pub fn utterances() -> Table {
+    Table {
+        name: "utterances",
+        description: "One row per transcribed utterance (Whisper segment) of one speaker.",
+        schema: Arc::new(Schema::new(vec![
+            col(
+                "call_id",
+                DataType::Utf8,
+                false,
+                "Call identifier (joins calls.call_id).",
+            ),
+            col(
+                "call_date",
+                DataType::Date32,
+                false,
+                "Date of the call (UTC); also the partition key.",
+            ),
+            col(
+                "speaker",
+                DataType::Utf8,
+                false,
+                "'agent', 'customer', or 'mixed' for mono recordings.",
+            ),
+            col(
+                "start_s",
+                DataType::Float64,
+                false,
+                "Start, seconds from the start of the recording.",
+            ),
+            col(
+                "end_s",
+                DataType::Float64,
+                false,
+                "End, seconds from the start of the recording.",
+            ),
+            col(
+                "text",
+                DataType::Utf8,
+                false,
+                "Transcript; Chinese normalised to Simplified characters.",
+            ),
+            col(
+                "avg_logprob",
+                DataType::Float32,
+                false,
+                "Mean token log-probability (closer to 0 = more confident).",
+            ),
+            col(
+                "no_speech_prob",
+                DataType::Float32,
+                false,
+                "Whisper's probability that the segment holds no speech.",
+            ),
+        ])),
+    }
+}
+
+pub fn all_tables() -> Vec<Table> {
+    vec![calls(), utterances()]
+}
+
+/// Human-readable description of every table, for `callqa schema`.
+pub fn describe() -> String {
+    let mut out = String::new();
+    for table in all_tables() {
+        out.push_str(&format!(
+            "{}  ({}/call_date=YYYY-MM-DD/*.parquet)\n  {}\n",
+            table.name, table.name, table.description
+        ));
+        for field in table.schema.fields() {
+            let nullable = match (field.name().as_str(), field.is_nullable()) {
+                ("call_date", _) => "partition",
+                (_, true) => "null",
+                (_, false) => "not null",
+            };
+            let description = field
+                .metadata()
+                .get("description")
+                .map_or("", String::as_str);
+            out.push_str(&format!(
+                "  {:<20} {:<28} {:<9} {}\n",
+                field.name(),
+                field.data_type().to_string(),
+                nullable,
+                description
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_column_is_described() {
+        for table in all_tables() {
+            for field in table.schema.fields() {
+                assert!(
+                    field
+                        .metadata()
+                        .get("description")
+                        .is_some_and(|d| d.len() > 10),
+                    "{}.{}",
+                    table.name,
+                    field.name()
+                );
+            }
+            assert!(table.schema.field_with_name("call_id").is_ok());
+            assert_eq!(
+                table
+                    .schema
+                    .field_with_name("call_date")
+                    .unwrap()
+                    .data_type(),
+                &DataType::Date32
+            );
+        }
+        assert!(describe().contains("no_speech_prob"));
+    }
+}
