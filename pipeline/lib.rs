@@ -10,6 +10,7 @@
 //! [`run`] wires the stages into a batch over many calls; [`config`] holds every setting.
 //! - [`model`]: Whisper weights (CTranslate2 -> GGML conversion, registry).
 pub mod asr;
+pub mod assemble;
 pub mod audio;
 pub mod config;
 pub mod ingest;

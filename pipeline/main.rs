@@ -48,6 +48,16 @@ enum Command {
         #[arg(long)]
         reprocess: bool,
     },
+    /// Build a test call from clips and a TOML spec, with its ground truth (WAV + .truth.json).
+    Assemble {
+        #[arg(long)]
+        spec: PathBuf,
+        /// Folder the spec's clip paths are relative to (default: the spec's folder).
+        #[arg(long)]
+        clips: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print every table's columns, types and descriptions.
     Schema,
     /// Print the effective configuration (defaults merged with FILE) as TOML.
@@ -164,6 +174,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             });
+        }
+        Command::Assemble { spec, clips, out } => {
+            let text = std::fs::read_to_string(&spec)
+                .with_context(|| format!("reading {}", spec.display()))?;
+            let call_spec: callqa::assemble::CallSpec =
+                toml::from_str(&text).with_context(|| format!("parsing {}", spec.display()))?;
+            let base = clips.unwrap_or_else(|| {
+                spec.parent()
+                    .unwrap_or(std::path::Path::new("."))
+                    .to_path_buf()
+            });
+            let (wav, truth) = callqa::assemble::assemble(&call_spec, &base)?;
+            std::fs::write(&out, wav).with_context(|| format!("writing {}", out.display()))?;
+            let truth_path = out.with_extension("truth.json");
+            std::fs::write(&truth_path, serde_json::to_string_pretty(&truth)?)?;
+            println!(
+                "wrote {} ({:.1} s) and {}",
+                out.display(),
+                truth.duration_s,
+                truth_path.display()
+            );
         }
         Command::Schema => print!("{}", callqa::sinks::schema::describe()),
         Command::Config { file } => print!("{}", load_config(file.as_deref())?.to_toml()),

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use whisper_rs::{
-    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+    DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext,
+    WhisperContextParameters, WhisperState,
 };
 
 use crate::record::{Speaker, SpeechInterval, TimedToken, Utterance};
@@ -37,8 +38,15 @@ pub struct AsrSettings {
     pub max_window_s: f64,
     /// Audio kept around each speech interval (seconds). Default 0.2.
     pub window_pad_s: f64,
-    /// Use flash attention in whisper.cpp. Default false.
+    /// Silence placed between speech intervals packed into one window (seconds); long enough
+    /// that Whisper ends a segment there. Default 1.0.
+    pub window_gap_s: f64,
+    /// Use flash attention in whisper.cpp (turns off `dtw_timestamps`). Default false.
     pub flash_attention: bool,
+    /// Word timing by dynamic time warping over the model's alignment heads: far more
+    /// precise than whisper.cpp's heuristic token times, which drift by up to a second.
+    /// Default true.
+    pub dtw_timestamps: bool,
     pub filter: FilterSettings,
 }
 
@@ -51,7 +59,9 @@ impl Default for AsrSettings {
             threads: 0,
             max_window_s: 28.0,
             window_pad_s: 0.2,
+            window_gap_s: 1.0,
             flash_attention: false,
+            dtw_timestamps: true,
             filter: FilterSettings::default(),
         }
     }
@@ -99,8 +109,21 @@ impl Transcriber {
             return Err(AsrError::Language(settings.language.clone()));
         }
         whisper_rs::install_logging_hooks();
+        let load_error = |reason: String| AsrError::Load {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = std::fs::File::open(path).map_err(|e| load_error(e.to_string()))?;
+        let hparams = crate::model::ggml::read_hparams(std::io::BufReader::new(file))
+            .map_err(|e| load_error(e.to_string()))?;
         let mut params = WhisperContextParameters::default();
         params.flash_attn(settings.flash_attention);
+        if settings.dtw_timestamps && !settings.flash_attention {
+            params.dtw_parameters(DtwParameters {
+                mode: dtw_mode(&hparams),
+                ..Default::default()
+            });
+        }
         let context =
             WhisperContext::new_with_params(path, params).map_err(|e| AsrError::Load {
                 path: path.to_path_buf(),
@@ -138,6 +161,30 @@ pub struct AsrWorker<'t> {
     transcriber: &'t Transcriber,
     state: WhisperState,
     threads: u32,
+}
+
+/// The alignment heads of the standard Whisper sizes, recognised by their shape; other
+/// models use their top half of text layers.
+fn dtw_mode(hp: &crate::model::ggml::HyperParams) -> DtwMode<'static> {
+    let english_only = hp.n_vocab < 51865;
+    let preset = match (hp.n_text_layer, hp.n_text_state, english_only) {
+        (4, 384, true) => DtwModelPreset::TinyEn,
+        (4, 384, false) => DtwModelPreset::Tiny,
+        (6, 512, true) => DtwModelPreset::BaseEn,
+        (6, 512, false) => DtwModelPreset::Base,
+        (12, 768, true) => DtwModelPreset::SmallEn,
+        (12, 768, false) => DtwModelPreset::Small,
+        (24, 1024, true) => DtwModelPreset::MediumEn,
+        (24, 1024, false) => DtwModelPreset::Medium,
+        _ => {
+            return DtwMode::TopMost {
+                n_top: (hp.n_text_layer / 2).max(1),
+            }
+        }
+    };
+    DtwMode::ModelPreset {
+        model_preset: preset,
+    }
 }
 
 /// Decoding parameters for one window.
@@ -179,34 +226,33 @@ impl<'t> AsrWorker<'t> {
         let length_s = samples_16k.len() as f64 / SAMPLE_RATE;
         let mut out = ChannelTranscript::default();
         let mut utterances = Vec::new();
-        for window in windows::plan_windows(speech, s.window_pad_s, s.max_window_s, length_s) {
-            let from = (window.start_s * SAMPLE_RATE) as usize;
-            let to = ((window.end_s * SAMPLE_RATE) as usize).min(samples_16k.len());
-            let mut audio = samples_16k[from..to].to_vec();
+        for window in windows::plan_windows(
+            speech,
+            s.window_pad_s,
+            s.window_gap_s,
+            s.max_window_s,
+            length_s,
+        ) {
+            let mut audio = window.gather(samples_16k);
             if audio.len() < MIN_WINDOW_SAMPLES {
                 audio.resize(MIN_WINDOW_SAMPLES, 0.0);
             }
+            let at_s = window.pieces[0].call_start_s;
             let transcriber: &'t Transcriber = self.transcriber;
             let params = full_params(&transcriber.settings, self.threads);
             self.state
                 .full(params, &audio)
                 .map_err(|e| AsrError::Decode {
                     speaker,
-                    at_s: window.start_s,
+                    at_s,
                     reason: e.to_string(),
                 })?;
             let language = whisper_rs::get_lang_str(self.state.full_lang_id_from_state())
                 .unwrap_or("unknown")
                 .to_string();
             let is_chinese = language == "zh";
-            out.languages
-                .push((language, window.end_s - window.start_s));
-            utterances.extend(self.collect_segments(
-                speaker,
-                window.start_s,
-                window.end_s,
-                is_chinese,
-            ));
+            out.languages.push((language, window.len_s));
+            utterances.extend(self.collect_utterances(speaker, &window, is_chinese));
         }
         let (kept, dropped) = filter::filter(utterances, speech, &s.filter);
         out.utterances = kept;
@@ -214,16 +260,23 @@ impl<'t> AsrWorker<'t> {
         Ok(out)
     }
 
-    /// Read the state's segments, mapping times to call time.
-    fn collect_segments(
+    /// Read the state's segments as utterances in call time: a segment's tokens are split by
+    /// the speech piece they fall in, and an utterance that is alone in its piece takes the
+    /// piece's detected speech bounds (more precise than Whisper's timestamps).
+    fn collect_utterances(
         &self,
         speaker: Speaker,
-        offset_s: f64,
-        window_end_s: f64,
+        window: &windows::Window,
         is_chinese: bool,
     ) -> Vec<Utterance> {
+        struct Group {
+            segment: i32,
+            piece: usize,
+            tokens: Vec<TimedToken>,
+            logprobs: Vec<f32>,
+            no_speech_prob: f32,
+        }
         let eot = self.transcriber.context.token_eot();
-        let at = |centiseconds: i64| (offset_s + centiseconds as f64 / 100.0).min(window_end_s);
         let script = |text: &str| {
             if is_chinese {
                 to_simplified(text)
@@ -231,11 +284,14 @@ impl<'t> AsrWorker<'t> {
                 text.to_string()
             }
         };
-        let mut utterances = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         for segment in self.state.as_iter() {
-            let mut tokens: Vec<TimedToken> = Vec::new();
-            let (mut pending, mut pending_start) = (Vec::<u8>::new(), None);
-            let (mut logprob_sum, mut logprob_count) = (0.0f32, 0u32);
+            let (seg_t0, seg_t1) = (
+                segment.start_timestamp() as f64 / 100.0,
+                segment.end_timestamp() as f64 / 100.0,
+            );
+            let (mut pending, mut pending_t0, mut pending_logprob) =
+                (Vec::<u8>::new(), None, 0.0f32);
             for i in 0..segment.n_tokens() {
                 let Some(token) = segment.get_token(i) else {
                     continue;
@@ -244,47 +300,81 @@ impl<'t> AsrWorker<'t> {
                 if data.id >= eot {
                     continue;
                 }
-                logprob_sum += data.plog;
-                logprob_count += 1;
                 let Ok(bytes) = token.to_bytes() else {
                     continue;
                 };
                 pending.extend_from_slice(bytes);
-                let start = *pending_start.get_or_insert(data.t0);
+                pending_logprob += data.plog;
+                // t_dtw is the token's onset by alignment (-1 when DTW is off).
+                let onset = if data.t_dtw >= 0 { data.t_dtw } else { data.t0 };
+                let t0 = *pending_t0.get_or_insert((onset as f64 / 100.0).clamp(seg_t0, seg_t1));
                 // A Chinese character can span tokens: emit once the bytes are whole UTF-8.
-                if let Ok(text) = std::str::from_utf8(&pending) {
-                    tokens.push(TimedToken {
-                        text: script(text),
-                        start_s: at(start),
-                        end_s: at(data.t1.max(start)),
-                    });
-                    pending.clear();
-                    pending_start = None;
+                let Ok(text) = std::str::from_utf8(&pending) else {
+                    continue;
+                };
+                let t1 = (data.t1 as f64 / 100.0).clamp(t0, seg_t1);
+                let piece = window.piece_at(if data.t_dtw >= 0 { t0 } else { (t0 + t1) / 2.0 });
+                let timed = TimedToken {
+                    text: script(text),
+                    start_s: window.to_call_time(t0),
+                    end_s: window.to_call_time(t1),
+                };
+                match groups.last_mut() {
+                    Some(g) if g.segment == segment.segment_index() && g.piece == piece => {
+                        g.tokens.push(timed);
+                        g.logprobs.push(pending_logprob);
+                    }
+                    _ => groups.push(Group {
+                        segment: segment.segment_index(),
+                        piece,
+                        tokens: vec![timed],
+                        logprobs: vec![pending_logprob],
+                        no_speech_prob: segment.no_speech_probability(),
+                    }),
                 }
+                pending.clear();
+                pending_t0 = None;
+                pending_logprob = 0.0;
             }
-            let text: String = tokens
-                .iter()
-                .map(|t| t.text.as_str())
-                .collect::<String>()
-                .trim()
-                .to_string();
-            if text.is_empty() {
-                continue;
-            }
-            utterances.push(Utterance {
-                speaker,
-                start_s: at(segment.start_timestamp()),
-                end_s: at(segment.end_timestamp()),
-                text,
-                avg_logprob: if logprob_count > 0 {
-                    logprob_sum / logprob_count as f32
-                } else {
-                    0.0
-                },
-                no_speech_prob: segment.no_speech_probability(),
-                tokens,
-            });
         }
-        utterances
+        let groups_in_piece = |piece: usize| groups.iter().filter(|g| g.piece == piece).count();
+        groups
+            .iter()
+            .filter_map(|g| {
+                let text = g
+                    .tokens
+                    .iter()
+                    .map(|t| t.text.as_str())
+                    .collect::<String>()
+                    .trim()
+                    .to_string();
+                if text.is_empty() {
+                    return None;
+                }
+                let piece = &window.pieces[g.piece];
+                let (start_s, end_s) = if groups_in_piece(g.piece) == 1 {
+                    (piece.speech_start_s, piece.speech_end_s)
+                } else {
+                    let start = g.tokens[0]
+                        .start_s
+                        .clamp(piece.speech_start_s, piece.speech_end_s);
+                    (
+                        start,
+                        g.tokens[g.tokens.len() - 1]
+                            .end_s
+                            .clamp(start, piece.speech_end_s),
+                    )
+                };
+                Some(Utterance {
+                    speaker,
+                    start_s,
+                    end_s,
+                    text,
+                    avg_logprob: g.logprobs.iter().sum::<f32>() / g.logprobs.len() as f32,
+                    no_speech_prob: g.no_speech_prob,
+                    tokens: g.tokens.clone(),
+                })
+            })
+            .collect()
     }
 }

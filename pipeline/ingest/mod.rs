@@ -229,7 +229,7 @@ mod tests {
                     .map_or_else(|e| format!("!{}", e.call_id), |c| c.call_id.clone())
             })
             .collect();
-        assert_eq!(ids, vec!["m", "dup", "!dup", "z"]);
+        assert_eq!(ids, vec!["dup", "m", "!dup", "z"]);
         let today = Utc::now().date_naive();
         assert_eq!(found[0].as_ref().unwrap().call_date, today);
     }

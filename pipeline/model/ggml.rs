@@ -204,6 +204,36 @@ pub fn write_tensor(
     out.write_all(data)
 }
 
+/// Only the hyper-parameters at the start of a GGML whisper file.
+pub fn read_hparams(mut input: impl Read) -> Result<HyperParams, ConvertError> {
+    let mut head = [0u8; 48];
+    input
+        .read_exact(&mut head)
+        .map_err(|_| ConvertError::Malformed("GGML file is shorter than its header".into()))?;
+    let f: Vec<i32> = head
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    if f[0] as u32 != MAGIC {
+        return Err(ConvertError::Malformed(
+            "not a GGML file (bad magic)".into(),
+        ));
+    }
+    Ok(HyperParams {
+        n_vocab: f[1],
+        n_audio_ctx: f[2],
+        n_audio_state: f[3],
+        n_audio_head: f[4],
+        n_audio_layer: f[5],
+        n_text_ctx: f[6],
+        n_text_state: f[7],
+        n_text_head: f[8],
+        n_text_layer: f[9],
+        n_mels: f[10],
+        ftype: f[11],
+    })
+}
+
 /// Header of a GGML whisper file, and the tensor directory (name, ggml dims, type code).
 #[derive(Debug, Clone)]
 pub struct FileSummary {

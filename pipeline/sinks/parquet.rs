@@ -216,7 +216,7 @@ mod tests {
         let leftovers = walkdir::WalkDir::new(dir.path())
             .into_iter()
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().starts_with('.'))
             .count();
         assert_eq!(leftovers, 0);
     }

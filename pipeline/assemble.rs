@@ -1,0 +1,336 @@
+//! Test-call assembly: recorded or synthesised utterances -> a call WAV with exact ground truth.
+//!
+//! Used to build fixtures, integration tests and benchmarks from real recordings. Each clip
+//! is trimmed to its speech (leading/trailing silence removed by energy), placed on the agent
+//! or customer channel at a chosen time, optionally leaked into the other channel (`bleed_db`,
+//! like telephone crosstalk), and the call is encoded at the chosen rate and codec. The truth
+//! lists who speaks when and what.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::audio::{decode, g711, resample};
+use crate::record::Speaker;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    PcmS16,
+    Mulaw,
+    Alaw,
+}
+
+/// `callqa assemble` spec (TOML).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallSpec {
+    #[serde(default = "default_rate")]
+    pub sample_rate_hz: u32,
+    #[serde(default = "default_codec")]
+    pub codec: Codec,
+    /// Mix both parties onto one channel.
+    #[serde(default)]
+    pub mono: bool,
+    /// Leak each channel into the other at this level (dB, e.g. -25); none by default.
+    #[serde(default)]
+    pub bleed_db: Option<f32>,
+    /// Silence after the last turn, seconds.
+    #[serde(default = "default_tail")]
+    pub tail_s: f64,
+    pub turns: Vec<TurnSpec>,
+}
+
+fn default_rate() -> u32 {
+    8000
+}
+fn default_codec() -> Codec {
+    Codec::PcmS16
+}
+fn default_tail() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnSpec {
+    pub speaker: Speaker,
+    /// WAV file, relative to the spec's folder.
+    pub clip: PathBuf,
+    pub start_s: f64,
+    /// What is said (reference transcript).
+    #[serde(default)]
+    pub text: String,
+    /// Gain applied to the clip, dB. Default 0.
+    #[serde(default)]
+    pub gain_db: f32,
+}
+
+/// One turn as it ended up in the call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthTurn {
+    pub speaker: Speaker,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Truth {
+    pub duration_s: f64,
+    pub sample_rate_hz: u32,
+    pub mono: bool,
+    pub turns: Vec<TruthTurn>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    #[error("clip {}: {reason}", path.display())]
+    Clip { path: PathBuf, reason: String },
+    #[error("spec: {0}")]
+    Spec(String),
+}
+
+const RATE: u32 = 16_000;
+
+/// Load a clip as 16 kHz mono (first channel), trimmed to its speech.
+pub fn load_clip(path: &Path) -> Result<Vec<f32>, AssembleError> {
+    let fail = |reason: String| AssembleError::Clip {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let audio = decode::decode_wav(&bytes, 3600.0).map_err(|e| fail(e.to_string()))?;
+    let first = vec![audio.channels[0].clone()];
+    let mut samples = resample::resample(&first, audio.sample_rate_hz, RATE)
+        .map_err(|e| fail(e.to_string()))?
+        .remove(0);
+    let (from, to) = speech_bounds(&samples);
+    samples.truncate(to);
+    samples.drain(..from);
+    Ok(samples)
+}
+
+/// First and last 10 ms frame louder than 5% of the loudest frame's RMS (-26 dB).
+pub fn speech_bounds(samples: &[f32]) -> (usize, usize) {
+    const FRAME: usize = 160;
+    let rms: Vec<f32> = samples
+        .chunks(FRAME)
+        .map(|c| (c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).sqrt())
+        .collect();
+    let peak = rms.iter().copied().fold(0.0f32, f32::max);
+    let loud = |r: &f32| *r > peak * 0.05;
+    match (rms.iter().position(loud), rms.iter().rposition(loud)) {
+        (Some(first), Some(last)) => (first * FRAME, ((last + 1) * FRAME).min(samples.len())),
+        _ => (0, 0),
+    }
+}
+
+fn encode(channels: &[Vec<f32>], rate: u32, codec: Codec) -> Vec<u8> {
+    let frames = channels[0].len();
+    let to_i16 = |s: f32| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
+    if codec == Codec::PcmS16 {
+        let spec = hound::WavSpec {
+            channels: channels.len() as u16,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut cursor = std::io::Cursor::new(Vec::new());
+        let mut writer = hound::WavWriter::new(&mut cursor, spec).expect("in-memory WAV");
+        for i in 0..frames {
+            for ch in channels {
+                writer.write_sample(to_i16(ch[i])).expect("in-memory WAV");
+            }
+        }
+        writer.finalize().expect("in-memory WAV");
+        return cursor.into_inner();
+    }
+    let (tag, compress): (u16, fn(i16) -> u8) = match codec {
+        Codec::Mulaw => (7, g711::linear_to_mulaw),
+        _ => (6, g711::linear_to_alaw),
+    };
+    let data: Vec<u8> = (0..frames)
+        .flat_map(|i| channels.iter().map(move |ch| compress(to_i16(ch[i]))))
+        .collect();
+    let n = channels.len() as u16;
+    let mut out = Vec::with_capacity(data.len() + 58);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(4 + 26 + 8 + data.len() as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&18u32.to_le_bytes());
+    out.extend_from_slice(&tag.to_le_bytes());
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * n as u32).to_le_bytes());
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&8u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    out
+}
+
+/// Build the call. `clips` gives each turn's 16 kHz speech (already trimmed).
+pub fn assemble_with(
+    spec: &CallSpec,
+    clips: &[Vec<f32>],
+) -> Result<(Vec<u8>, Truth), AssembleError> {
+    if spec.turns.len() != clips.len() {
+        return Err(AssembleError::Spec("one clip per turn".into()));
+    }
+    let mut truth: Vec<TruthTurn> = spec
+        .turns
+        .iter()
+        .zip(clips)
+        .map(|(t, clip)| TruthTurn {
+            speaker: t.speaker,
+            start_s: t.start_s,
+            end_s: t.start_s + clip.len() as f64 / RATE as f64,
+            text: t.text.clone(),
+        })
+        .collect();
+    let duration_s = truth.iter().map(|t| t.end_s).fold(0.0, f64::max) + spec.tail_s;
+    let len = (duration_s * RATE as f64).ceil() as usize;
+    let mut channels = vec![vec![0.0f32; len]; 2];
+    for (turn, clip) in spec.turns.iter().zip(clips) {
+        let ch = match turn.speaker {
+            Speaker::Agent => 0,
+            Speaker::Customer => 1,
+            Speaker::Mixed => {
+                return Err(AssembleError::Spec(
+                    "turn speaker must be agent or customer".into(),
+                ))
+            }
+        };
+        let gain = 10f32.powf(turn.gain_db / 20.0);
+        let at = (turn.start_s * RATE as f64).round() as usize;
+        for (i, &s) in clip.iter().enumerate() {
+            channels[ch][at + i] += s * gain;
+        }
+    }
+    if let Some(db) = spec.bleed_db {
+        let leak = 10f32.powf(db / 20.0);
+        let (a, c) = (channels[0].clone(), channels[1].clone());
+        for i in 0..len {
+            channels[0][i] += c[i] * leak;
+            channels[1][i] += a[i] * leak;
+        }
+    }
+    if spec.mono {
+        let mixed: Vec<f32> = (0..len).map(|i| channels[0][i] + channels[1][i]).collect();
+        channels = vec![mixed];
+        for t in &mut truth {
+            t.speaker = Speaker::Mixed;
+        }
+    }
+    let out = resample::resample(&channels, RATE, spec.sample_rate_hz)
+        .map_err(|e| AssembleError::Spec(e.to_string()))?;
+    truth.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    Ok((
+        encode(&out, spec.sample_rate_hz, spec.codec),
+        Truth {
+            duration_s,
+            sample_rate_hz: spec.sample_rate_hz,
+            mono: spec.mono,
+            turns: truth,
+        },
+    ))
+}
+
+/// Build the call from clip files (paths relative to `base`).
+pub fn assemble(spec: &CallSpec, base: &Path) -> Result<(Vec<u8>, Truth), AssembleError> {
+    let clips = spec
+        .turns
+        .iter()
+        .map(|t| load_clip(&base.join(&t.clip)))
+        .collect::<Result<Vec<_>, _>>()?;
+    assemble_with(spec, &clips)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beep(seconds: f64) -> Vec<f32> {
+        (0..(seconds * RATE as f64) as usize)
+            .map(|i| 0.5 * (i as f32 * 0.3).sin())
+            .collect()
+    }
+
+    fn spec(codec: Codec, mono: bool) -> CallSpec {
+        CallSpec {
+            sample_rate_hz: 8000,
+            codec,
+            mono,
+            bleed_db: None,
+            tail_s: 0.5,
+            turns: vec![
+                TurnSpec {
+                    speaker: Speaker::Agent,
+                    clip: "a".into(),
+                    start_s: 0.5,
+                    text: "a".into(),
+                    gain_db: 0.0,
+                },
+                TurnSpec {
+                    speaker: Speaker::Customer,
+                    clip: "b".into(),
+                    start_s: 1.0,
+                    text: "b".into(),
+                    gain_db: 0.0,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn turns_land_on_their_channel_at_their_time() {
+        for codec in [Codec::PcmS16, Codec::Mulaw, Codec::Alaw] {
+            let (wav, truth) = assemble_with(&spec(codec, false), &[beep(1.0), beep(0.5)]).unwrap();
+            let audio = decode::decode_wav(&wav, 60.0).unwrap();
+            assert_eq!(audio.channels.len(), 2);
+            assert_eq!(audio.sample_rate_hz, 8000);
+            assert!(
+                (truth.turns[0].end_s - 1.5).abs() < 1e-9 && (truth.duration_s - 2.0).abs() < 1e-9
+            );
+            let energy = |ch: &[f32], from_s: f64, to_s: f64| {
+                ch[(from_s * 8000.0) as usize..(to_s * 8000.0) as usize]
+                    .iter()
+                    .map(|s| s * s)
+                    .sum::<f32>()
+            };
+            assert!(energy(&audio.channels[0], 0.6, 1.4) > 100.0);
+            assert!(energy(&audio.channels[0], 1.6, 1.9) < 0.01);
+            assert!(energy(&audio.channels[1], 0.0, 0.9) < 0.01, "{codec:?}");
+            assert!(energy(&audio.channels[1], 1.1, 1.4) > 50.0);
+        }
+    }
+
+    #[test]
+    fn mono_mixes_and_bleed_leaks() {
+        let (wav, truth) =
+            assemble_with(&spec(Codec::PcmS16, true), &[beep(1.0), beep(0.5)]).unwrap();
+        assert_eq!(decode::decode_wav(&wav, 60.0).unwrap().channels.len(), 1);
+        assert!(truth.turns.iter().all(|t| t.speaker == Speaker::Mixed));
+        let mut bleed = spec(Codec::PcmS16, false);
+        bleed.bleed_db = Some(-20.0);
+        let (wav, _) = assemble_with(&bleed, &[beep(1.0), beep(0.5)]).unwrap();
+        let audio = decode::decode_wav(&wav, 60.0).unwrap();
+        let peak = audio.channels[1][(0.6 * 8000.0) as usize..(0.9 * 8000.0) as usize]
+            .iter()
+            .fold(0.0f32, |m, s| m.max(s.abs()));
+        assert!((peak - 0.05).abs() < 0.01, "bleed peak {peak}");
+    }
+
+    #[test]
+    fn speech_bounds_trim_silence() {
+        let mut s = vec![0.0f32; 1600];
+        s.extend(beep(0.5));
+        s.extend(vec![0.001f32; 3200]);
+        let (from, to) = speech_bounds(&s);
+        assert_eq!(from, 1600);
+        assert_eq!(to, 1600 + 8000);
+    }
+}
