@@ -123,6 +123,12 @@ fn check_format(f: &Format) -> Result<(), DecodeError> {
 pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, DecodeError> {
     let (format, data, clipped) = riff_chunks(bytes)?;
     check_format(&format)?;
+    if !matches!(format.tag, FORMAT_PCM | FORMAT_FLOAT | FORMAT_MULAW | FORMAT_ALAW) {
+        return Err(DecodeError::Unsupported(format!(
+            "WAV format tag {} (supported: PCM, IEEE float, G.711 mu-law/A-law)",
+            format.tag
+        )));
+    }
     if clipped {
         return Err(DecodeError::Corrupt(format!(
             "data chunk declares more bytes than the file holds ({} present)",
@@ -171,12 +177,7 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, Dec
                 },
             )
         }
-        FORMAT_PCM | FORMAT_FLOAT => decode_pcm(bytes)?,
-        other => {
-            return Err(DecodeError::Unsupported(format!(
-                "WAV format tag {other} (supported: PCM, IEEE float, G.711 mu-law/A-law)"
-            )))
-        }
+        _ => decode_pcm(bytes)?,
     };
     let mut channels = vec![Vec::with_capacity(frames); channel_count];
     for frame in interleaved.chunks_exact(channel_count) {

@@ -84,3 +84,48 @@ pub fn reference(file: &str) -> String {
         .map(|cols| cols[col].to_string())
         .unwrap_or_else(|| panic!("{file} not in MANIFEST.tsv"))
 }
+
+/// Every row of a table under `out` (all partitions), with `call_date` restored from the path.
+pub fn read_table(out: &std::path::Path, table: &str) -> Vec<std::collections::BTreeMap<String, serde_json::Value>> {
+    use arrow::array::Array;
+    let mut rows = Vec::new();
+    let root = out.join(table);
+    if !root.exists() {
+        return rows;
+    }
+    for entry in walkdir::WalkDir::new(&root).sort_by_file_name().into_iter().filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !entry.file_type().is_file() || !name.ends_with(".parquet") || name.starts_with('.') {
+            continue;
+        }
+        let date = entry.path().parent().unwrap().file_name().unwrap().to_string_lossy().trim_start_matches("call_date=").to_string();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(entry.path()).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let mut buf = Vec::new();
+            let mut writer = arrow::json::ArrayWriter::new(&mut buf);
+            writer.write(&batch).unwrap();
+            writer.finish().unwrap();
+            let parsed: Vec<std::collections::BTreeMap<String, serde_json::Value>> = serde_json::from_slice(&buf).unwrap_or_default();
+            assert_eq!(parsed.len(), batch.num_rows());
+            for mut row in parsed {
+                row.insert("call_date".into(), serde_json::Value::String(date.clone()));
+                rows.push(row);
+            }
+            let _ = batch.column(0).len();
+        }
+    }
+    rows
+}
+
+pub fn callqa_bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_callqa"))
+}
+
+/// Corpus clip with reference: (file, reference text).
+pub fn clip(file: &str) -> (std::path::PathBuf, String) {
+    (corpus(file), reference(file))
+}
