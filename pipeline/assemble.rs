@@ -95,16 +95,12 @@ const RATE: u32 = 16_000;
 
 /// Load a clip as 16 kHz mono (first channel), trimmed to its speech.
 pub fn load_clip(path: &Path) -> Result<Vec<f32>, AssembleError> {
-    let fail = |reason: String| AssembleError::Clip {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let fail = |reason: String| AssembleError::Clip { path: path.to_path_buf(), reason };
     let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
     let audio = decode::decode_wav(&bytes, 3600.0).map_err(|e| fail(e.to_string()))?;
     let first = vec![audio.channels[0].clone()];
-    let mut samples = resample::resample(&first, audio.sample_rate_hz, RATE)
-        .map_err(|e| fail(e.to_string()))?
-        .remove(0);
+    let mut samples =
+        resample::resample(&first, audio.sample_rate_hz, RATE).map_err(|e| fail(e.to_string()))?.remove(0);
     let (from, to) = speech_bounds(&samples);
     samples.truncate(to);
     samples.drain(..from);
@@ -114,10 +110,8 @@ pub fn load_clip(path: &Path) -> Result<Vec<f32>, AssembleError> {
 /// First and last 10 ms frame louder than 5% of the loudest frame's RMS (-26 dB).
 pub fn speech_bounds(samples: &[f32]) -> (usize, usize) {
     const FRAME: usize = 160;
-    let rms: Vec<f32> = samples
-        .chunks(FRAME)
-        .map(|c| (c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).sqrt())
-        .collect();
+    let rms: Vec<f32> =
+        samples.chunks(FRAME).map(|c| (c.iter().map(|s| s * s).sum::<f32>() / c.len() as f32).sqrt()).collect();
     let peak = rms.iter().copied().fold(0.0f32, f32::max);
     let loud = |r: &f32| *r > peak * 0.05;
     match (rms.iter().position(loud), rms.iter().rposition(loud)) {
@@ -150,9 +144,7 @@ fn encode(channels: &[Vec<f32>], rate: u32, codec: Codec) -> Vec<u8> {
         Codec::Mulaw => (7, g711::linear_to_mulaw),
         _ => (6, g711::linear_to_alaw),
     };
-    let data: Vec<u8> = (0..frames)
-        .flat_map(|i| channels.iter().map(move |ch| compress(to_i16(ch[i]))))
-        .collect();
+    let data: Vec<u8> = (0..frames).flat_map(|i| channels.iter().map(move |ch| compress(to_i16(ch[i])))).collect();
     let n = channels.len() as u16;
     let mut out = Vec::with_capacity(data.len() + 58);
     out.extend_from_slice(b"RIFF");
@@ -173,10 +165,7 @@ fn encode(channels: &[Vec<f32>], rate: u32, codec: Codec) -> Vec<u8> {
 }
 
 /// Build the call. `clips` gives each turn's 16 kHz speech (already trimmed).
-pub fn assemble_with(
-    spec: &CallSpec,
-    clips: &[Vec<f32>],
-) -> Result<(Vec<u8>, Truth), AssembleError> {
+pub fn assemble_with(spec: &CallSpec, clips: &[Vec<f32>]) -> Result<(Vec<u8>, Truth), AssembleError> {
     if spec.turns.len() != clips.len() {
         return Err(AssembleError::Spec("one clip per turn".into()));
     }
@@ -198,11 +187,7 @@ pub fn assemble_with(
         let ch = match turn.speaker {
             Speaker::Agent => 0,
             Speaker::Customer => 1,
-            Speaker::Mixed => {
-                return Err(AssembleError::Spec(
-                    "turn speaker must be agent or customer".into(),
-                ))
-            }
+            Speaker::Mixed => return Err(AssembleError::Spec("turn speaker must be agent or customer".into())),
         };
         let gain = 10f32.powf(turn.gain_db / 20.0);
         let at = (turn.start_s * RATE as f64).round() as usize;
@@ -225,27 +210,18 @@ pub fn assemble_with(
             t.speaker = Speaker::Mixed;
         }
     }
-    let out = resample::resample(&channels, RATE, spec.sample_rate_hz)
-        .map_err(|e| AssembleError::Spec(e.to_string()))?;
+    let out =
+        resample::resample(&channels, RATE, spec.sample_rate_hz).map_err(|e| AssembleError::Spec(e.to_string()))?;
     truth.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
     Ok((
         encode(&out, spec.sample_rate_hz, spec.codec),
-        Truth {
-            duration_s,
-            sample_rate_hz: spec.sample_rate_hz,
-            mono: spec.mono,
-            turns: truth,
-        },
+        Truth { duration_s, sample_rate_hz: spec.sample_rate_hz, mono: spec.mono, turns: truth },
     ))
 }
 
 /// Build the call from clip files (paths relative to `base`).
 pub fn assemble(spec: &CallSpec, base: &Path) -> Result<(Vec<u8>, Truth), AssembleError> {
-    let clips = spec
-        .turns
-        .iter()
-        .map(|t| load_clip(&base.join(&t.clip)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let clips = spec.turns.iter().map(|t| load_clip(&base.join(&t.clip))).collect::<Result<Vec<_>, _>>()?;
     assemble_with(spec, &clips)
 }
 
@@ -254,9 +230,7 @@ mod tests {
     use super::*;
 
     fn beep(seconds: f64) -> Vec<f32> {
-        (0..(seconds * RATE as f64) as usize)
-            .map(|i| 0.5 * (i as f32 * 0.3).sin())
-            .collect()
+        (0..(seconds * RATE as f64) as usize).map(|i| 0.5 * (i as f32 * 0.3).sin()).collect()
     }
 
     fn spec(codec: Codec, mono: bool) -> CallSpec {
@@ -267,20 +241,8 @@ mod tests {
             bleed_db: None,
             tail_s: 0.5,
             turns: vec![
-                TurnSpec {
-                    speaker: Speaker::Agent,
-                    clip: "a".into(),
-                    start_s: 0.5,
-                    text: "a".into(),
-                    gain_db: 0.0,
-                },
-                TurnSpec {
-                    speaker: Speaker::Customer,
-                    clip: "b".into(),
-                    start_s: 1.0,
-                    text: "b".into(),
-                    gain_db: 0.0,
-                },
+                TurnSpec { speaker: Speaker::Agent, clip: "a".into(), start_s: 0.5, text: "a".into(), gain_db: 0.0 },
+                TurnSpec { speaker: Speaker::Customer, clip: "b".into(), start_s: 1.0, text: "b".into(), gain_db: 0.0 },
             ],
         }
     }
@@ -292,14 +254,9 @@ mod tests {
             let audio = decode::decode_wav(&wav, 60.0).unwrap();
             assert_eq!(audio.channels.len(), 2);
             assert_eq!(audio.sample_rate_hz, 8000);
-            assert!(
-                (truth.turns[0].end_s - 1.5).abs() < 1e-9 && (truth.duration_s - 2.0).abs() < 1e-9
-            );
+            assert!((truth.turns[0].end_s - 1.5).abs() < 1e-9 && (truth.duration_s - 2.0).abs() < 1e-9);
             let energy = |ch: &[f32], from_s: f64, to_s: f64| {
-                ch[(from_s * 8000.0) as usize..(to_s * 8000.0) as usize]
-                    .iter()
-                    .map(|s| s * s)
-                    .sum::<f32>()
+                ch[(from_s * 8000.0) as usize..(to_s * 8000.0) as usize].iter().map(|s| s * s).sum::<f32>()
             };
             assert!(energy(&audio.channels[0], 0.6, 1.4) > 100.0);
             assert!(energy(&audio.channels[0], 1.6, 1.9) < 0.01);
@@ -310,8 +267,7 @@ mod tests {
 
     #[test]
     fn mono_mixes_and_bleed_leaks() {
-        let (wav, truth) =
-            assemble_with(&spec(Codec::PcmS16, true), &[beep(1.0), beep(0.5)]).unwrap();
+        let (wav, truth) = assemble_with(&spec(Codec::PcmS16, true), &[beep(1.0), beep(0.5)]).unwrap();
         assert_eq!(decode::decode_wav(&wav, 60.0).unwrap().channels.len(), 1);
         assert!(truth.turns.iter().all(|t| t.speaker == Speaker::Mixed));
         let mut bleed = spec(Codec::PcmS16, false);

@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::asr::AsrSettings;
+use crate::metrics::interruption::InterruptionSettings;
+use crate::metrics::rate::RateSettings;
+use crate::metrics::silence::SilenceSettings;
+use crate::metrics::MetricSettings;
 use crate::vad::VadSettings;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -17,6 +21,9 @@ pub struct Config {
     pub channels: ChannelSettings,
     pub vad: VadSettings,
     pub asr: AsrSettings,
+    pub silence: SilenceSettings,
+    pub interruption: InterruptionSettings,
+    pub rate: RateSettings,
 }
 
 /// `[decode]` settings.
@@ -29,9 +36,7 @@ pub struct DecodeSettings {
 
 impl Default for DecodeSettings {
     fn default() -> Self {
-        DecodeSettings {
-            max_duration_s: 4.0 * 3600.0,
-        }
+        DecodeSettings { max_duration_s: 4.0 * 3600.0 }
     }
 }
 
@@ -47,47 +52,44 @@ pub struct ChannelSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {}: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config {}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
 }
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.into(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|message| ConfigError::Invalid {
-            path: path.into(),
-            message,
-        })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid { path: path.into(), message })
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))?;
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), String> {
         if self.channels.agent_channel > 1 {
-            return Err(format!(
-                "channels.agent_channel must be 0 or 1, not {}",
-                self.channels.agent_channel
-            ));
+            return Err(format!("channels.agent_channel must be 0 or 1, not {}", self.channels.agent_channel));
         }
         if !(1.0..=30.0).contains(&self.asr.max_window_s) {
             return Err("asr.max_window_s must be between 1 and 30 seconds".into());
+        }
+        if self.silence.min_s <= 0.0 || self.interruption.grace_s < 0.0 || self.interruption.min_overlap_s <= 0.0 {
+            return Err(
+                "silence.min_s and interruption.min_overlap_s must be positive, interruption.grace_s not negative"
+                    .into(),
+            );
         }
         if !(0.0..=1.0).contains(&self.vad.threshold) {
             return Err("vad.threshold must be between 0 and 1".into());
         }
         Ok(())
+    }
+
+    pub fn metric_settings(&self) -> MetricSettings<'_> {
+        MetricSettings { silence: &self.silence, interruption: &self.interruption, rate: &self.rate }
     }
 
     pub fn to_toml(&self) -> String {
@@ -103,10 +105,7 @@ mod tests {
     fn the_example_config_parses_and_equals_the_defaults() {
         let example = include_str!("../fixtures/callqa.example.toml");
         assert_eq!(Config::parse(example).unwrap(), Config::default());
-        assert_eq!(
-            Config::parse(&Config::default().to_toml()).unwrap(),
-            Config::default()
-        );
+        assert_eq!(Config::parse(&Config::default().to_toml()).unwrap(), Config::default());
     }
 
     #[test]
@@ -122,8 +121,6 @@ mod tests {
         let c = Config::parse("[asr]\nlanguage = \"zh\"\n").unwrap();
         assert_eq!(c.asr.language, "zh");
         assert_eq!(c.asr.beam_size, AsrSettings::default().beam_size);
-        assert!(Config::parse("[channels]\nagent_channel = 3\n")
-            .unwrap_err()
-            .contains("agent_channel"));
+        assert!(Config::parse("[channels]\nagent_channel = 3\n").unwrap_err().contains("agent_channel"));
     }
 }

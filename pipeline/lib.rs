@@ -5,6 +5,7 @@
 //! - [`audio`]: WAV bytes -> per-channel buffers -> 16 kHz speaker channels.
 //! - [`vad`]: a channel -> speech intervals.
 //! - [`asr`]: speech of a channel -> utterances (whisper.cpp through whisper-rs).
+//! - [`metrics`]: speech intervals and utterances -> talk time, silence, interruptions, rate, events.
 //! - [`sinks`]: records -> Parquet tables.
 //!
 //! [`run`] wires the stages into a batch over many calls; [`config`] holds every setting.
@@ -14,6 +15,7 @@ pub mod assemble;
 pub mod audio;
 pub mod config;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
 pub mod record;
 pub mod run;

@@ -12,11 +12,7 @@ use callqa::model::{self, WeightType};
 use callqa::run::RunOptions;
 
 #[derive(Parser)]
-#[command(
-    name = "callqa",
-    version,
-    about = "Call-centre QA analytics: call recordings in, Parquet tables out"
-)]
+#[command(name = "callqa", version, about = "Call-centre QA analytics: call recordings in, Parquet tables out")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,8 +84,7 @@ enum ModelCommand {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CALLQA_LOG")
-                .unwrap_or_else(|_| "info,whisper_rs=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("CALLQA_LOG").unwrap_or_else(|_| "info,whisper_rs=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -117,10 +112,8 @@ fn progress_bar() -> indicatif::ProgressBar {
     }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} calls ({eta} left)",
-        )
-        .expect("valid template"),
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} calls ({eta} left)")
+            .expect("valid template"),
     );
     bar
 }
@@ -139,25 +132,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 quantize.name()
             );
         }
-        Command::Run {
-            input,
-            out,
-            config,
-            model,
-            jobs,
-            no_asr,
-            reprocess,
-        } => {
+        Command::Run { input, out, config, model, jobs, no_asr, reprocess } => {
             let config = load_config(config.as_deref())?;
-            let options = RunOptions {
-                input,
-                out_dir: out.clone(),
-                config,
-                model,
-                jobs,
-                no_asr,
-                reprocess,
-            };
+            let options = RunOptions { input, out_dir: out.clone(), config, model, jobs, no_asr, reprocess };
             let bar = progress_bar();
             let summary = callqa::run::run(&options, &|done, total| {
                 bar.set_length(total as u64);
@@ -169,38 +146,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("{}", summary.line());
             println!("tables written under {}", out.display());
-            return Ok(if summary.failed > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            });
+            return Ok(if summary.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS });
         }
         Command::Assemble { spec, clips, out } => {
-            let text = std::fs::read_to_string(&spec)
-                .with_context(|| format!("reading {}", spec.display()))?;
+            let text = std::fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;
             let call_spec: callqa::assemble::CallSpec =
                 toml::from_str(&text).with_context(|| format!("parsing {}", spec.display()))?;
-            let base = clips.unwrap_or_else(|| {
-                spec.parent()
-                    .unwrap_or(std::path::Path::new("."))
-                    .to_path_buf()
-            });
+            let base = clips.unwrap_or_else(|| spec.parent().unwrap_or(std::path::Path::new(".")).to_path_buf());
             let (wav, truth) = callqa::assemble::assemble(&call_spec, &base)?;
             std::fs::write(&out, wav).with_context(|| format!("writing {}", out.display()))?;
             let truth_path = out.with_extension("truth.json");
             std::fs::write(&truth_path, serde_json::to_string_pretty(&truth)?)?;
-            println!(
-                "wrote {} ({:.1} s) and {}",
-                out.display(),
-                truth.duration_s,
-                truth_path.display()
-            );
+            println!("wrote {} ({:.1} s) and {}", out.display(), truth.duration_s, truth_path.display());
         }
         Command::Schema => print!("{}", callqa::sinks::schema::describe()),
         Command::Config { file } => print!("{}", load_config(file.as_deref())?.to_toml()),
         Command::Model(ModelCommand::Inspect { file }) => {
-            let f = std::fs::File::open(&file)
-                .with_context(|| format!("opening {}", file.display()))?;
+            let f = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
             let summary = model::ggml::read_summary(std::io::BufReader::new(f))
                 .with_context(|| format!("reading {}", file.display()))?;
             println!("{:#?}\ntensors: {}", summary.hparams, summary.tensors.len());

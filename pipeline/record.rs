@@ -57,9 +57,7 @@ pub struct DecodedAudio {
 
 impl DecodedAudio {
     pub fn duration_s(&self) -> f64 {
-        self.channels
-            .first()
-            .map_or(0.0, |c| c.len() as f64 / self.sample_rate_hz as f64)
+        self.channels.first().map_or(0.0, |c| c.len() as f64 / self.sample_rate_hz as f64)
     }
 }
 
@@ -101,4 +99,61 @@ pub struct Utterance {
     pub avg_logprob: f32,
     pub no_speech_prob: f32,
     pub tokens: Vec<TimedToken>,
+}
+
+/// What an event row records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Silence,
+    Interruption,
+    FastSpeech,
+    ForbiddenPhrase,
+    RequiredPhraseMissing,
+    MetricThreshold,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Silence => "silence",
+            EventKind::Interruption => "interruption",
+            EventKind::FastSpeech => "fast_speech",
+            EventKind::ForbiddenPhrase => "forbidden_phrase",
+            EventKind::RequiredPhraseMissing => "required_phrase_missing",
+            EventKind::MetricThreshold => "metric_threshold",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Minor,
+    Major,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Minor => "minor",
+            Severity::Major => "major",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Something a QA manager may want to listen to, at a time in the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// The interrupter, the fast speaker, the one who said the phrase; `None` for silence.
+    pub speaker: Option<Speaker>,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub rule_id: Option<String>,
+    pub severity: Option<Severity>,
+    /// Human-readable specifics (what was matched, how fast, who was interrupted).
+    pub detail: String,
 }

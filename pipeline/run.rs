@@ -20,7 +20,8 @@ use crate::asr::filter::DropCounts;
 use crate::asr::{AsrError, AsrWorker, Transcriber};
 use crate::config::Config;
 use crate::ingest::{self, IngestError};
-use crate::record::{CallSource, Speaker, SpeechInterval, Utterance};
+use crate::metrics::{self, CallMetrics};
+use crate::record::{CallSource, Event, Speaker, SpeechInterval, Utterance};
 use crate::sinks::parquet::SinkError;
 use crate::sinks::{self, tables};
 use crate::{audio, model, vad};
@@ -100,6 +101,8 @@ pub struct ProcessedCall {
     pub speech: Vec<(Speaker, Vec<SpeechInterval>)>,
     pub utterances: Vec<Utterance>,
     pub dropped: DropCounts,
+    pub metrics: CallMetrics,
+    pub events: Vec<Event>,
 }
 
 enum Outcome {
@@ -142,21 +145,11 @@ fn new_run_id(started: chrono::DateTime<chrono::Utc>) -> String {
     hasher.update(started.to_rfc3339().as_bytes());
     hasher.update(std::process::id().to_le_bytes());
     let digest = hasher.finalize();
-    format!(
-        "{}-{:02x}{:02x}{:02x}{:02x}",
-        started.format("%Y%m%dT%H%M%SZ"),
-        digest[0],
-        digest[1],
-        digest[2],
-        digest[3]
-    )
+    format!("{}-{:02x}{:02x}{:02x}{:02x}", started.format("%Y%m%dT%H%M%SZ"), digest[0], digest[1], digest[2], digest[3])
 }
 
 fn check_output_dir(out: &Path) -> Result<(), RunError> {
-    let fail = |reason: String| RunError::OutputDir {
-        path: out.to_path_buf(),
-        reason,
-    };
+    let fail = |reason: String| RunError::OutputDir { path: out.to_path_buf(), reason };
     std::fs::create_dir_all(out).map_err(|e| fail(e.to_string()))?;
     let probe = out.join(".callqa-write-probe");
     std::fs::write(&probe, b"").map_err(|e| fail(format!("not writable: {e}")))?;
@@ -172,17 +165,13 @@ pub fn process_call(
     config: &Config,
     asr: Option<&mut AsrWorker<'_>>,
 ) -> Result<ProcessedCall, (Stage, String)> {
-    let decoded = audio::decode::decode_wav(bytes, config.decode.max_duration_s)
-        .map_err(|e| (Stage::Decode, e.to_string()))?;
-    let agent_channel = source
-        .agent_channel
-        .unwrap_or(config.channels.agent_channel);
-    let channels = audio::to_speaker_channels(&decoded, agent_channel)
-        .map_err(|e| (Stage::Resample, e.to_string()))?;
-    let speech: Vec<(Speaker, Vec<SpeechInterval>)> = channels
-        .iter()
-        .map(|c| (c.speaker, vad::detect(&c.samples_16k, &config.vad)))
-        .collect();
+    let decoded =
+        audio::decode::decode_wav(bytes, config.decode.max_duration_s).map_err(|e| (Stage::Decode, e.to_string()))?;
+    let agent_channel = source.agent_channel.unwrap_or(config.channels.agent_channel);
+    let channels = audio::to_speaker_channels(&decoded, agent_channel).map_err(|e| (Stage::Resample, e.to_string()))?;
+    let channel_audio: Vec<&[f32]> = channels.iter().map(|c| c.samples_16k.as_slice()).collect();
+    let speech: Vec<(Speaker, Vec<SpeechInterval>)> =
+        channels.iter().map(|c| c.speaker).zip(vad::detect_call(&channel_audio, &config.vad)).collect();
     let mut utterances = Vec::new();
     let mut dropped = DropCounts::default();
     let mut language = None;
@@ -202,11 +191,12 @@ pub fn process_call(
             }
         }
         utterances.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
-        language = seconds_by_language
-            .into_iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(l, _)| l);
+        language = match config.asr.language.as_str() {
+            "auto" => seconds_by_language.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(l, _)| l),
+            configured => Some(configured.to_string()),
+        };
     }
+    let (metrics, events) = metrics::compute(&speech, &utterances, language.as_deref(), &config.metric_settings());
     Ok(ProcessedCall {
         source: source.clone(),
         content_sha256,
@@ -218,6 +208,8 @@ pub fn process_call(
         speech,
         utterances,
         dropped,
+        metrics,
+        events,
     })
 }
 
@@ -234,10 +226,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// Run the batch. `on_progress(done, total)` is called from the collecting thread.
-pub fn run(
-    options: &RunOptions,
-    on_progress: &dyn Fn(usize, usize),
-) -> Result<RunSummary, RunError> {
+pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<RunSummary, RunError> {
     let wall = Instant::now();
     let started = chrono::Utc::now();
     let run_id = new_run_id(started);
@@ -253,9 +242,7 @@ pub fn run(
     let already: HashSet<(String, String)> = if options.reprocess {
         HashSet::new()
     } else {
-        sinks::parquet::existing_calls(&options.out_dir)?
-            .into_iter()
-            .collect()
+        sinks::parquet::existing_calls(&options.out_dir)?.into_iter().collect()
     };
 
     let mut summary = RunSummary {
@@ -294,11 +281,7 @@ pub fn run(
             let (sources, next, transcriber, worker_error, already) =
                 (&sources, &next, &transcriber, &worker_error, &already);
             scope.spawn(move || {
-                let mut worker = match transcriber
-                    .as_ref()
-                    .map(|t| t.worker(threads_per_worker))
-                    .transpose()
-                {
+                let mut worker = match transcriber.as_ref().map(|t| t.worker(threads_per_worker)).transpose() {
                     Ok(w) => w,
                     Err(e) => {
                         *worker_error.lock().unwrap() = Some(e);
@@ -342,18 +325,10 @@ pub fn run(
     summary.failed = summary.failures.len();
     processed.sort_by(|a, b| a.source.call_id.cmp(&b.source.call_id));
     let processed_at = chrono::Utc::now();
-    let context = tables::RowContext {
-        run_id: &run_id,
-        processed_at,
-        model: summary.model.as_deref(),
-    };
+    let context = tables::RowContext { run_id: &run_id, processed_at, model: summary.model.as_deref() };
+    let days: Vec<i32> = processed.iter().map(|c| sinks::parquet::date_to_days(c.source.call_date)).collect();
     for (table, batch) in tables::build_all(&processed, &context)? {
-        summary.files.extend(sinks::parquet::write_partitioned(
-            &options.out_dir,
-            table,
-            &run_id,
-            &batch,
-        )?);
+        summary.files.extend(sinks::parquet::write_partitioned(&options.out_dir, table, &run_id, &batch, &days)?);
     }
     summary.wall_s = wall.elapsed().as_secs_f64();
     Ok(summary)
@@ -368,12 +343,7 @@ fn handle_call(
     let span = info_span!("call", call_id = %source.call_id);
     let _enter = span.enter();
     let fail = |stage: Stage, reason: String| {
-        Outcome::Failed(CallFailure {
-            call_id: source.call_id.clone(),
-            path: source.path.clone(),
-            stage,
-            reason,
-        })
+        Outcome::Failed(CallFailure { call_id: source.call_id.clone(), path: source.path.clone(), stage, reason })
     };
     let bytes = match std::fs::read(&source.path) {
         Ok(b) => b,
@@ -389,9 +359,6 @@ fn handle_call(
     match result {
         Ok(Ok(call)) => Outcome::Done(Box::new(call)),
         Ok(Err((stage, reason))) => fail(stage, reason),
-        Err(payload) => fail(
-            Stage::Internal,
-            format!("panic: {}", panic_message(payload)),
-        ),
+        Err(payload) => fail(Stage::Internal, format!("panic: {}", panic_message(payload))),
     }
 }

@@ -20,12 +20,7 @@ pub fn fold_width(c: char) -> char {
 
 /// Comparison key: Simplified, half-width, lower-case, letters/digits/ideographs only.
 pub fn comparison_key(text: &str) -> String {
-    to_simplified(text)
-        .chars()
-        .map(fold_width)
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
+    to_simplified(text).chars().map(fold_width).filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
 /// Words for WER: lower-case, punctuation stripped (apostrophes kept inside words).
@@ -49,9 +44,7 @@ pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     for (i, x) in a.iter().enumerate() {
         cur[0] = i + 1;
         for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(x != y))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(x != y)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
         std::mem::swap(&mut prev, &mut cur);
     }
@@ -92,10 +85,7 @@ mod tests {
     fn error_rates() {
         assert_eq!(cer("广州市房地产", "廣州市房地產"), 0.0);
         assert!((cer("甚至出现交易", "甚至出线交易") - 1.0 / 6.0).abs() < 1e-9);
-        assert_eq!(
-            wer("Ask not, what your country", "ask not what your country"),
-            0.0
-        );
+        assert_eq!(wer("Ask not, what your country", "ask not what your country"), 0.0);
         assert!((wer("a b c d", "a x c") - 0.5).abs() < 1e-9);
         assert_eq!(edit_distance(&[1, 2, 3], &[1, 2, 3]), 0);
     }

@@ -43,10 +43,6 @@ fn f16_and_q8_0_both_load_and_agree_on_jfk() {
 
 #[test]
 fn a_missing_model_file_names_the_fetch_command() {
-    let err = callqa::model::registry::resolve(Some(std::path::Path::new("/nonexistent/m.bin")))
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("scripts/fetch-model.sh base"),
-        "{err}"
-    );
+    let err = callqa::model::registry::resolve(Some(std::path::Path::new("/nonexistent/m.bin"))).unwrap_err();
+    assert!(err.to_string().contains("scripts/fetch-model.sh base"), "{err}");
 }

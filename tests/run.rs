@@ -25,7 +25,8 @@ struct Batch {
     _dir: tempfile::TempDir,
 }
 
-const ZH_AGENT: [&str; 2] = ["FireRedTeam__FireRedASR/BAC009S0764W0121.wav", "xingchensong__S3Tokenizer/BAC009S0764W0122.wav"];
+const ZH_AGENT: [&str; 2] =
+    ["FireRedTeam__FireRedASR/BAC009S0764W0121.wav", "xingchensong__S3Tokenizer/BAC009S0764W0122.wav"];
 const ZH_CUSTOMER: [&str; 2] = ["PaddlePaddle__PaddleSpeech/zh.wav", "modelscope__FunASR/asr_example.wav"];
 
 /// A two-channel 8 kHz A-law Mandarin call from real recordings, turns alternating.
@@ -55,8 +56,12 @@ fn batch() -> &'static Batch {
         std::fs::create_dir_all(input.join("zh")).unwrap();
         let mut truths = BTreeMap::new();
         for name in ["en_support_pcm16", "en_support_mulaw", "en_support_mono"] {
-            std::fs::copy(repo().join(format!("fixtures/calls/{name}.wav")), input.join(format!("{name}.wav"))).unwrap();
-            let truth: Truth = serde_json::from_str(&std::fs::read_to_string(repo().join(format!("fixtures/calls/{name}.truth.json"))).unwrap()).unwrap();
+            std::fs::copy(repo().join(format!("fixtures/calls/{name}.wav")), input.join(format!("{name}.wav")))
+                .unwrap();
+            let truth: Truth = serde_json::from_str(
+                &std::fs::read_to_string(repo().join(format!("fixtures/calls/{name}.truth.json"))).unwrap(),
+            )
+            .unwrap();
             truths.insert(name.to_string(), truth);
         }
         let (wav, truth) = mandarin_call();
@@ -115,7 +120,10 @@ fn bad_files_fail_alone_with_a_named_reason_and_exit_code_1() {
         ("unsupported_codec.wav", "format tag 85"),
         ("absurd_header.wav", "sample rate"),
     ] {
-        let line = stderr.lines().find(|l| l.starts_with("failed:") && l.contains(file)).unwrap_or_else(|| panic!("no failure line for {file}: {stderr}"));
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("failed:") && l.contains(file))
+            .unwrap_or_else(|| panic!("no failure line for {file}: {stderr}"));
         assert!(line.contains(reason), "{line:?} should say {reason:?}");
     }
     let stdout = String::from_utf8_lossy(&b.output.stdout);
@@ -123,7 +131,10 @@ fn bad_files_fail_alone_with_a_named_reason_and_exit_code_1() {
     let calls = read_table(&b.out, "calls");
     assert_eq!(calls.len(), 4);
     // Nothing half-written: no temporary files anywhere.
-    assert!(walkdir::WalkDir::new(&b.out).into_iter().filter_map(Result::ok).all(|e| !e.file_name().to_string_lossy().starts_with('.')));
+    assert!(walkdir::WalkDir::new(&b.out)
+        .into_iter()
+        .filter_map(Result::ok)
+        .all(|e| !e.file_name().to_string_lossy().starts_with('.')));
 }
 
 #[test]
@@ -131,7 +142,12 @@ fn calls_table_describes_each_recording() {
     let b = batch();
     let calls = read_table(&b.out, "calls");
     let by_id: BTreeMap<&str, &Row> = calls.iter().map(|r| (r["call_id"].as_str().unwrap(), r)).collect();
-    let expect = [("en_support_pcm16", "pcm_s16", 2, "en"), ("en_support_mulaw", "mulaw", 2, "en"), ("en_support_mono", "pcm_s16", 1, "en"), ("zh_call_alaw", "alaw", 2, "zh")];
+    let expect = [
+        ("en_support_pcm16", "pcm_s16", 2, "en"),
+        ("en_support_mulaw", "mulaw", 2, "en"),
+        ("en_support_mono", "pcm_s16", 1, "en"),
+        ("zh_call_alaw", "alaw", 2, "zh"),
+    ];
     for (id, codec, channels, language) in expect {
         let row = by_id[id];
         assert_eq!(row["codec"], codec, "{id}");
@@ -164,7 +180,10 @@ fn assert_timing(rows: &[&Row], truth: &Truth, id: &str) {
     for r in rows {
         let (s, e) = (r["start_s"].as_f64().unwrap(), r["end_s"].as_f64().unwrap());
         assert!(e > s, "{id}: {r:?}");
-        let over_truth = truth.turns.iter().any(|t| speaker_name(t.speaker) == r["speaker"] && s < t.end_s + 0.3 && e > t.start_s - 0.3);
+        let over_truth = truth
+            .turns
+            .iter()
+            .any(|t| speaker_name(t.speaker) == r["speaker"] && s < t.end_s + 0.3 && e > t.start_s - 0.3);
         assert!(over_truth, "{id}: utterance at {s:.2}-{e:.2} lies on no turn of its speaker: {r:?}");
     }
 }
@@ -176,7 +195,11 @@ fn english_two_channel_calls_have_speakers_times_and_words() {
     for id in ["en_support_pcm16", "en_support_mulaw"] {
         let rows = rows_of(&utterances, id);
         let truth = &b.truths[id];
-        assert!(rows.len() >= truth.turns.len() - 2 && rows.len() <= truth.turns.len() + 4, "{id}: {} rows", rows.len());
+        assert!(
+            rows.len() >= truth.turns.len() - 2 && rows.len() <= truth.turns.len() + 4,
+            "{id}: {} rows",
+            rows.len()
+        );
         assert!(rows.iter().all(|r| r["speaker"] == "agent" || r["speaker"] == "customer"));
         assert_timing(&rows, truth, id);
         for speaker in [Speaker::Agent, Speaker::Customer] {
@@ -196,7 +219,8 @@ fn mono_recordings_are_one_mixed_speaker() {
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|r| r["speaker"] == "mixed"));
     assert_timing(&rows, &b.truths["en_support_mono"], "en_support_mono");
-    let all_text: String = b.truths["en_support_mono"].turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
+    let all_text: String =
+        b.truths["en_support_mono"].turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
     let error = wer(&all_text, &text_of(&rows, "mixed"));
     assert!(error <= 0.4, "WER {error:.2}");
 }
@@ -219,13 +243,19 @@ fn mandarin_call_from_real_recordings_is_transcribed_per_speaker() {
 #[test]
 fn a_real_client_reads_the_tables_without_casts() {
     let b = batch();
-    let python = std::env::var("CALLQA_PYTHON").unwrap_or_else(|_| repo().join(".venv/bin/python").display().to_string());
+    let python =
+        std::env::var("CALLQA_PYTHON").unwrap_or_else(|_| repo().join(".venv/bin/python").display().to_string());
     let output = std::process::Command::new(&python)
         .arg(repo().join("tests/interop/read_tables.py"))
         .arg(&b.out)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python} (scripts/setup.sh --test creates it): {e}"));
-    assert!(output.status.success(), "{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["duckdb_calls"], 4);
     assert_eq!(report["duckdb_call_date_type"], "DATE");
@@ -257,7 +287,13 @@ fn manifest_overrides_agent_channel_and_dates_the_partition() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let status = callqa_bin().args(["run", "--input"]).arg(dir.path().join("manifest.csv")).arg("--out").arg(&out).status().unwrap();
+    let status = callqa_bin()
+        .args(["run", "--input"])
+        .arg(dir.path().join("manifest.csv"))
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
     assert!(status.success());
     assert!(out.join("calls/call_date=2026-11-20").is_dir());
     let calls = read_table(&out, "calls");
@@ -266,7 +302,10 @@ fn manifest_overrides_agent_channel_and_dates_the_partition() {
     assert_eq!(calls[0]["started_at"], "2026-11-20T01:15:00Z");
     // Channel 1 is the agent now: the first truth turn (channel 0) is the customer's.
     let utterances = read_table(&out, "utterances");
-    let first = utterances.iter().min_by(|a, b| a["start_s"].as_f64().unwrap().total_cmp(&b["start_s"].as_f64().unwrap())).unwrap();
+    let first = utterances
+        .iter()
+        .min_by(|a, b| a["start_s"].as_f64().unwrap().total_cmp(&b["start_s"].as_f64().unwrap()))
+        .unwrap();
     assert_eq!(first["speaker"], "customer");
     assert!((first["start_s"].as_f64().unwrap() - truth.turns[0].start_s).abs() < 0.5);
 }

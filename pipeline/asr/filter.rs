@@ -113,11 +113,7 @@ pub struct FilterSettings {
 
 impl Default for FilterSettings {
     fn default() -> Self {
-        FilterSettings {
-            no_speech_prob: 0.6,
-            avg_logprob: -1.0,
-            min_speech_coverage: 0.15,
-        }
+        FilterSettings { no_speech_prob: 0.6, avg_logprob: -1.0, min_speech_coverage: 0.15 }
     }
 }
 
@@ -135,13 +131,9 @@ pub fn filter(
                 &mut counts.known_phrase
             } else if is_runaway_repetition(&u.text) {
                 &mut counts.repetition
-            } else if u.no_speech_prob > settings.no_speech_prob
-                && u.avg_logprob < settings.avg_logprob
-            {
+            } else if u.no_speech_prob > settings.no_speech_prob && u.avg_logprob < settings.avg_logprob {
                 &mut counts.no_speech
-            } else if speech_within(speech, u.start_s, u.end_s) / span
-                < settings.min_speech_coverage
-            {
+            } else if speech_within(speech, u.start_s, u.end_s) / span < settings.min_speech_coverage {
                 &mut counts.outside_speech
             } else {
                 return true;
@@ -173,12 +165,8 @@ mod tests {
     #[test]
     fn subtitle_credits_are_dropped_but_real_sentences_kept() {
         assert!(is_known_hallucination("字幕由Amara.org社群提供"));
-        assert!(is_known_hallucination(
-            "請不吝點贊 訂閱 轉發 打賞支持明鏡與點點欄目"
-        ));
-        assert!(!is_known_hallucination(
-            "好的谢谢观看我们的产品介绍以后有问题随时联系我们客服"
-        ));
+        assert!(is_known_hallucination("請不吝點贊 訂閱 轉發 打賞支持明鏡與點點欄目"));
+        assert!(!is_known_hallucination("好的谢谢观看我们的产品介绍以后有问题随时联系我们客服"));
         assert!(!is_known_hallucination("您好请问有什么可以帮您"));
     }
 
@@ -186,22 +174,15 @@ mod tests {
     fn runaway_repetition_is_detected() {
         assert!(is_runaway_repetition("八八八八八八八八八八八八"));
         assert!(is_runaway_repetition("我知道我知道我知道我知道我知道"));
-        assert!(is_runaway_repetition(
-            "thank you thank you thank you thank you thank you"
-        ));
+        assert!(is_runaway_repetition("thank you thank you thank you thank you thank you"));
         assert!(!is_runaway_repetition("广州市房地产中介协会分析"));
         assert!(!is_runaway_repetition("好好好"));
-        assert!(!is_runaway_repetition(
-            "ask not what your country can do for you ask what you can do"
-        ));
+        assert!(!is_runaway_repetition("ask not what your country can do for you ask what you can do"));
     }
 
     #[test]
     fn filter_counts_each_reason() {
-        let speech = [SpeechInterval {
-            start_s: 0.0,
-            end_s: 5.0,
-        }];
+        let speech = [SpeechInterval { start_s: 0.0, end_s: 5.0 }];
         let mut no_speech = utt("嗯", 1.0, 2.0);
         no_speech.no_speech_prob = 0.9;
         no_speech.avg_logprob = -1.5;
@@ -217,15 +198,7 @@ mod tests {
             &FilterSettings::default(),
         );
         assert_eq!(kept.len(), 1);
-        assert_eq!(
-            counts,
-            DropCounts {
-                known_phrase: 1,
-                repetition: 1,
-                no_speech: 1,
-                outside_speech: 1
-            }
-        );
+        assert_eq!(counts, DropCounts { known_phrase: 1, repetition: 1, no_speech: 1, outside_speech: 1 });
         assert_eq!(counts.total(), 4);
     }
 }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use whisper_rs::{
-    DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext,
-    WhisperContextParameters, WhisperState,
+    DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters,
+    WhisperState,
 };
 
 use crate::record::{Speaker, SpeechInterval, TimedToken, Utterance};
@@ -71,16 +71,10 @@ impl Default for AsrSettings {
 pub enum AsrError {
     #[error("cannot load Whisper model {}: {reason}", path.display())]
     Load { path: PathBuf, reason: String },
-    #[error(
-        "unknown language {0:?} (use \"auto\" or a Whisper language code such as \"zh\" or \"en\")"
-    )]
+    #[error("unknown language {0:?} (use \"auto\" or a Whisper language code such as \"zh\" or \"en\")")]
     Language(String),
     #[error("whisper failed on the {speaker} channel at {at_s:.1} s: {reason}")]
-    Decode {
-        speaker: Speaker,
-        at_s: f64,
-        reason: String,
-    },
+    Decode { speaker: Speaker, at_s: f64, reason: String },
 }
 
 /// A loaded model, shared by all workers.
@@ -109,34 +103,19 @@ impl Transcriber {
             return Err(AsrError::Language(settings.language.clone()));
         }
         whisper_rs::install_logging_hooks();
-        let load_error = |reason: String| AsrError::Load {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let load_error = |reason: String| AsrError::Load { path: path.to_path_buf(), reason };
         let file = std::fs::File::open(path).map_err(|e| load_error(e.to_string()))?;
-        let hparams = crate::model::ggml::read_hparams(std::io::BufReader::new(file))
-            .map_err(|e| load_error(e.to_string()))?;
+        let hparams =
+            crate::model::ggml::read_hparams(std::io::BufReader::new(file)).map_err(|e| load_error(e.to_string()))?;
         let mut params = WhisperContextParameters::default();
         params.flash_attn(settings.flash_attention);
         if settings.dtw_timestamps && !settings.flash_attention {
-            params.dtw_parameters(DtwParameters {
-                mode: dtw_mode(&hparams),
-                ..Default::default()
-            });
+            params.dtw_parameters(DtwParameters { mode: dtw_mode(&hparams), ..Default::default() });
         }
-        let context =
-            WhisperContext::new_with_params(path, params).map_err(|e| AsrError::Load {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        let model_name = path
-            .file_stem()
-            .map_or_else(|| "whisper".into(), |s| s.to_string_lossy().into_owned());
-        Ok(Transcriber {
-            context,
-            settings,
-            model_name,
-        })
+        let context = WhisperContext::new_with_params(path, params)
+            .map_err(|e| AsrError::Load { path: path.to_path_buf(), reason: e.to_string() })?;
+        let model_name = path.file_stem().map_or_else(|| "whisper".into(), |s| s.to_string_lossy().into_owned());
+        Ok(Transcriber { context, settings, model_name })
     }
 
     pub fn settings(&self) -> &AsrSettings {
@@ -148,11 +127,7 @@ impl Transcriber {
             path: PathBuf::from(&self.model_name),
             reason: format!("cannot create a whisper state: {e}"),
         })?;
-        Ok(AsrWorker {
-            transcriber: self,
-            state,
-            threads: threads.max(1),
-        })
+        Ok(AsrWorker { transcriber: self, state, threads: threads.max(1) })
     }
 }
 
@@ -176,24 +151,15 @@ fn dtw_mode(hp: &crate::model::ggml::HyperParams) -> DtwMode<'static> {
         (12, 768, false) => DtwModelPreset::Small,
         (24, 1024, true) => DtwModelPreset::MediumEn,
         (24, 1024, false) => DtwModelPreset::Medium,
-        _ => {
-            return DtwMode::TopMost {
-                n_top: (hp.n_text_layer / 2).max(1),
-            }
-        }
+        _ => return DtwMode::TopMost { n_top: (hp.n_text_layer / 2).max(1) },
     };
-    DtwMode::ModelPreset {
-        model_preset: preset,
-    }
+    DtwMode::ModelPreset { model_preset: preset }
 }
 
 /// Decoding parameters for one window.
 fn full_params(s: &AsrSettings, threads: u32) -> FullParams<'_, '_> {
     let strategy = if s.beam_size > 1 {
-        SamplingStrategy::BeamSearch {
-            beam_size: s.beam_size as i32,
-            patience: -1.0,
-        }
+        SamplingStrategy::BeamSearch { beam_size: s.beam_size as i32, patience: -1.0 }
     } else {
         SamplingStrategy::Greedy { best_of: 1 }
     };
@@ -226,13 +192,7 @@ impl<'t> AsrWorker<'t> {
         let length_s = samples_16k.len() as f64 / SAMPLE_RATE;
         let mut out = ChannelTranscript::default();
         let mut utterances = Vec::new();
-        for window in windows::plan_windows(
-            speech,
-            s.window_pad_s,
-            s.window_gap_s,
-            s.max_window_s,
-            length_s,
-        ) {
+        for window in windows::plan_windows(speech, s.window_pad_s, s.window_gap_s, s.max_window_s, length_s) {
             let mut audio = window.gather(samples_16k);
             if audio.len() < MIN_WINDOW_SAMPLES {
                 audio.resize(MIN_WINDOW_SAMPLES, 0.0);
@@ -240,16 +200,9 @@ impl<'t> AsrWorker<'t> {
             let at_s = window.pieces[0].call_start_s;
             let transcriber: &'t Transcriber = self.transcriber;
             let params = full_params(&transcriber.settings, self.threads);
-            self.state
-                .full(params, &audio)
-                .map_err(|e| AsrError::Decode {
-                    speaker,
-                    at_s,
-                    reason: e.to_string(),
-                })?;
-            let language = whisper_rs::get_lang_str(self.state.full_lang_id_from_state())
-                .unwrap_or("unknown")
-                .to_string();
+            self.state.full(params, &audio).map_err(|e| AsrError::Decode { speaker, at_s, reason: e.to_string() })?;
+            let language =
+                whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or("unknown").to_string();
             let is_chinese = language == "zh";
             out.languages.push((language, window.len_s));
             utterances.extend(self.collect_utterances(speaker, &window, is_chinese));
@@ -263,12 +216,7 @@ impl<'t> AsrWorker<'t> {
     /// Read the state's segments as utterances in call time: a segment's tokens are split by
     /// the speech piece they fall in, and an utterance that is alone in its piece takes the
     /// piece's detected speech bounds (more precise than Whisper's timestamps).
-    fn collect_utterances(
-        &self,
-        speaker: Speaker,
-        window: &windows::Window,
-        is_chinese: bool,
-    ) -> Vec<Utterance> {
+    fn collect_utterances(&self, speaker: Speaker, window: &windows::Window, is_chinese: bool) -> Vec<Utterance> {
         struct Group {
             segment: i32,
             piece: usize,
@@ -286,12 +234,8 @@ impl<'t> AsrWorker<'t> {
         };
         let mut groups: Vec<Group> = Vec::new();
         for segment in self.state.as_iter() {
-            let (seg_t0, seg_t1) = (
-                segment.start_timestamp() as f64 / 100.0,
-                segment.end_timestamp() as f64 / 100.0,
-            );
-            let (mut pending, mut pending_t0, mut pending_logprob) =
-                (Vec::<u8>::new(), None, 0.0f32);
+            let (seg_t0, seg_t1) = (segment.start_timestamp() as f64 / 100.0, segment.end_timestamp() as f64 / 100.0);
+            let (mut pending, mut pending_t0, mut pending_logprob) = (Vec::<u8>::new(), None, 0.0f32);
             for i in 0..segment.n_tokens() {
                 let Some(token) = segment.get_token(i) else {
                     continue;
@@ -314,11 +258,8 @@ impl<'t> AsrWorker<'t> {
                 };
                 let t1 = (data.t1 as f64 / 100.0).clamp(t0, seg_t1);
                 let piece = window.piece_at(if data.t_dtw >= 0 { t0 } else { (t0 + t1) / 2.0 });
-                let timed = TimedToken {
-                    text: script(text),
-                    start_s: window.to_call_time(t0),
-                    end_s: window.to_call_time(t1),
-                };
+                let timed =
+                    TimedToken { text: script(text), start_s: window.to_call_time(t0), end_s: window.to_call_time(t1) };
                 match groups.last_mut() {
                     Some(g) if g.segment == segment.segment_index() && g.piece == piece => {
                         g.tokens.push(timed);
@@ -341,13 +282,7 @@ impl<'t> AsrWorker<'t> {
         groups
             .iter()
             .filter_map(|g| {
-                let text = g
-                    .tokens
-                    .iter()
-                    .map(|t| t.text.as_str())
-                    .collect::<String>()
-                    .trim()
-                    .to_string();
+                let text = g.tokens.iter().map(|t| t.text.as_str()).collect::<String>().trim().to_string();
                 if text.is_empty() {
                     return None;
                 }
@@ -355,15 +290,8 @@ impl<'t> AsrWorker<'t> {
                 let (start_s, end_s) = if groups_in_piece(g.piece) == 1 {
                     (piece.speech_start_s, piece.speech_end_s)
                 } else {
-                    let start = g.tokens[0]
-                        .start_s
-                        .clamp(piece.speech_start_s, piece.speech_end_s);
-                    (
-                        start,
-                        g.tokens[g.tokens.len() - 1]
-                            .end_s
-                            .clamp(start, piece.speech_end_s),
-                    )
+                    let start = g.tokens[0].start_s.clamp(piece.speech_start_s, piece.speech_end_s);
+                    (start, g.tokens[g.tokens.len() - 1].end_s.clamp(start, piece.speech_end_s))
                 };
                 Some(Utterance {
                     speaker,

@@ -37,11 +37,8 @@ impl Window {
     /// The piece a window time falls in, or the nearest one for a time in a gap (Whisper's
     /// token times drift by a few hundred ms, often into the silence between pieces).
     pub fn piece_at(&self, window_s: f64) -> usize {
-        let distance = |p: &Piece| {
-            (p.window_start_s - window_s)
-                .max(window_s - (p.window_start_s + p.len_s()))
-                .max(0.0)
-        };
+        let distance =
+            |p: &Piece| (p.window_start_s - window_s).max(window_s - (p.window_start_s + p.len_s())).max(0.0);
         (0..self.pieces.len())
             .min_by(|&a, &b| distance(&self.pieces[a]).total_cmp(&distance(&self.pieces[b])))
             .unwrap_or(0)
@@ -71,10 +68,7 @@ impl Window {
 fn pieces(intervals: &[SpeechInterval], pad_s: f64, length_s: f64) -> Vec<Piece> {
     let mut out: Vec<Piece> = Vec::new();
     for iv in intervals {
-        let (start, end) = (
-            (iv.start_s - pad_s).max(0.0),
-            (iv.end_s + pad_s).min(length_s),
-        );
+        let (start, end) = ((iv.start_s - pad_s).max(0.0), (iv.end_s + pad_s).min(length_s));
         match out.last_mut() {
             Some(p) if start <= p.call_end_s => {
                 p.call_end_s = p.call_end_s.max(end);
@@ -114,26 +108,16 @@ pub fn plan_windows(
             });
             start = end;
         }
-        queue.push(Piece {
-            call_start_s: start,
-            speech_start_s: p.speech_start_s.max(start),
-            ..p
-        });
+        queue.push(Piece { call_start_s: start, speech_start_s: p.speech_start_s.max(start), ..p });
     }
     let mut windows: Vec<Window> = Vec::new();
     for mut piece in queue {
-        let fits = windows
-            .last()
-            .is_some_and(|w| w.len_s + gap_s + piece.len_s() <= max_window_s);
+        let fits = windows.last().is_some_and(|w| w.len_s + gap_s + piece.len_s() <= max_window_s);
         if !fits {
             windows.push(Window::default());
         }
         let w = windows.last_mut().expect("pushed above");
-        piece.window_start_s = if w.pieces.is_empty() {
-            0.0
-        } else {
-            w.len_s + gap_s
-        };
+        piece.window_start_s = if w.pieces.is_empty() { 0.0 } else { w.len_s + gap_s };
         w.len_s = piece.window_start_s + piece.len_s();
         w.pieces.push(piece);
     }
@@ -150,13 +134,7 @@ mod tests {
 
     #[test]
     fn speech_is_packed_densely_and_maps_back_exactly() {
-        let ws = plan_windows(
-            &[iv(1.0, 3.0), iv(10.0, 14.0), iv(14.3, 15.0), iv(40.0, 41.0)],
-            0.2,
-            0.5,
-            28.0,
-            60.0,
-        );
+        let ws = plan_windows(&[iv(1.0, 3.0), iv(10.0, 14.0), iv(14.3, 15.0), iv(40.0, 41.0)], 0.2, 0.5, 28.0, 60.0);
         assert_eq!(ws.len(), 1);
         let w = &ws[0];
         // [0.8, 3.2] -> 0..2.4; [9.8, 15.2] (merged: padded neighbours touch) -> 2.9..8.3; [39.8, 41.2] -> 8.8..10.2
@@ -168,21 +146,12 @@ mod tests {
         // A time in a gap belongs to the nearer piece, clamped to its edge.
         assert!((w.to_call_time(2.6) - 3.2).abs() < 1e-9);
         assert!((w.to_call_time(2.8) - 9.8).abs() < 1e-9);
-        assert_eq!(
-            (w.pieces[1].speech_start_s, w.pieces[1].speech_end_s),
-            (10.0, 15.0)
-        );
+        assert_eq!((w.pieces[1].speech_start_s, w.pieces[1].speech_end_s), (10.0, 15.0));
     }
 
     #[test]
     fn windows_fill_up_to_the_limit_and_long_speech_is_cut() {
-        let ws = plan_windows(
-            &[iv(0.0, 20.0), iv(30.0, 40.0), iv(50.0, 110.0)],
-            0.0,
-            0.5,
-            28.0,
-            120.0,
-        );
+        let ws = plan_windows(&[iv(0.0, 20.0), iv(30.0, 40.0), iv(50.0, 110.0)], 0.0, 0.5, 28.0, 120.0);
         let lens: Vec<f64> = ws.iter().map(|w| w.len_s).collect();
         // 20 | 10 | 28 + 28 + 4 (the 60 s interval cut at the window limit); order is kept.
         assert_eq!(lens, vec![20.0, 10.0, 28.0, 28.0, 4.0]);

@@ -32,9 +32,7 @@ pub enum DecodeError {
     Corrupt(String),
     #[error("no audio samples")]
     NoSamples,
-    #[error(
-        "recording is {seconds:.0} s long, over the {limit_s:.0} s limit (decode.max_duration_s)"
-    )]
+    #[error("recording is {seconds:.0} s long, over the {limit_s:.0} s limit (decode.max_duration_s)")]
     TooLong { seconds: f64, limit_s: f64 },
 }
 
@@ -64,13 +62,9 @@ fn riff_chunks(bytes: &[u8]) -> Result<(Format, &[u8], bool), DecodeError> {
         let body_start = pos + 8;
         let body_end = body_start.saturating_add(len);
         if id == b"fmt " {
-            let body = bytes
-                .get(body_start..body_end.min(bytes.len()))
-                .unwrap_or_default();
+            let body = bytes.get(body_start..body_end.min(bytes.len())).unwrap_or_default();
             if body.len() < 16 {
-                return Err(DecodeError::Corrupt(
-                    "fmt chunk shorter than 16 bytes".into(),
-                ));
+                return Err(DecodeError::Corrupt("fmt chunk shorter than 16 bytes".into()));
             }
             let u16_at = |o: usize| u16::from_le_bytes(body[o..o + 2].try_into().unwrap());
             let mut tag = u16_at(0);
@@ -85,22 +79,13 @@ fn riff_chunks(bytes: &[u8]) -> Result<(Format, &[u8], bool), DecodeError> {
                 bits: u16_at(14),
             });
         } else if id == b"data" {
-            let format =
-                format.ok_or_else(|| DecodeError::Corrupt("data chunk before fmt chunk".into()))?;
+            let format = format.ok_or_else(|| DecodeError::Corrupt("data chunk before fmt chunk".into()))?;
             let clipped = body_end > bytes.len();
-            return Ok((
-                format,
-                &bytes[body_start..body_end.min(bytes.len())],
-                clipped,
-            ));
+            return Ok((format, &bytes[body_start..body_end.min(bytes.len())], clipped));
         }
         pos = body_end.saturating_add(len % 2);
     }
-    Err(DecodeError::Corrupt(if format.is_some() {
-        "no data chunk".into()
-    } else {
-        "no fmt chunk".into()
-    }))
+    Err(DecodeError::Corrupt(if format.is_some() { "no data chunk".into() } else { "no fmt chunk".into() }))
 }
 
 fn check_format(f: &Format) -> Result<(), DecodeError> {
@@ -143,10 +128,7 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, Dec
     let frames = data.len() / bytes_per_frame;
     let seconds = frames as f64 / format.sample_rate as f64;
     if seconds > max_duration_s {
-        return Err(DecodeError::TooLong {
-            seconds,
-            limit_s: max_duration_s,
-        });
+        return Err(DecodeError::TooLong { seconds, limit_s: max_duration_s });
     }
     if frames == 0 {
         return Err(DecodeError::NoSamples);
@@ -154,28 +136,12 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, Dec
     let (interleaved, codec) = match format.tag {
         FORMAT_MULAW | FORMAT_ALAW => {
             if format.bits != 8 {
-                return Err(DecodeError::Unsupported(format!(
-                    "G.711 with {} bits per sample",
-                    format.bits
-                )));
+                return Err(DecodeError::Unsupported(format!("G.711 with {} bits per sample", format.bits)));
             }
-            let expand = if format.tag == FORMAT_MULAW {
-                g711::mulaw_to_linear
-            } else {
-                g711::alaw_to_linear
-            };
-            let samples: Vec<f32> = data[..frames * channel_count]
-                .iter()
-                .map(|&b| expand(b) as f32 / 32768.0)
-                .collect();
-            (
-                samples,
-                if format.tag == FORMAT_MULAW {
-                    "mulaw"
-                } else {
-                    "alaw"
-                },
-            )
+            let expand = if format.tag == FORMAT_MULAW { g711::mulaw_to_linear } else { g711::alaw_to_linear };
+            let samples: Vec<f32> =
+                data[..frames * channel_count].iter().map(|&b| expand(b) as f32 / 32768.0).collect();
+            (samples, if format.tag == FORMAT_MULAW { "mulaw" } else { "alaw" })
         }
         _ => decode_pcm(bytes)?,
     };
@@ -185,28 +151,19 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, Dec
             channel.push(sample);
         }
     }
-    Ok(DecodedAudio {
-        sample_rate_hz: format.sample_rate,
-        channels,
-        codec,
-    })
+    Ok(DecodedAudio { sample_rate_hz: format.sample_rate, channels, codec })
 }
 
 fn decode_pcm(bytes: &[u8]) -> Result<(Vec<f32>, &'static str), DecodeError> {
     let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(|e| match e {
-        hound::Error::Unsupported => {
-            DecodeError::Unsupported("this PCM layout is not supported by hound".into())
-        }
+        hound::Error::Unsupported => DecodeError::Unsupported("this PCM layout is not supported by hound".into()),
         other => DecodeError::Corrupt(other.to_string()),
     })?;
     let spec = reader.spec();
     let corrupt = |e: hound::Error| DecodeError::Corrupt(e.to_string());
     match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => {
-            let samples = reader
-                .into_samples::<f32>()
-                .collect::<Result<_, _>>()
-                .map_err(corrupt)?;
+            let samples = reader.into_samples::<f32>().collect::<Result<_, _>>().map_err(corrupt)?;
             Ok((samples, "pcm_f32"))
         }
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
@@ -224,9 +181,7 @@ fn decode_pcm(bytes: &[u8]) -> Result<(Vec<f32>, &'static str), DecodeError> {
             };
             Ok((samples, codec))
         }
-        (format, bits) => Err(DecodeError::Unsupported(format!(
-            "{format:?} PCM with {bits} bits per sample"
-        ))),
+        (format, bits) => Err(DecodeError::Unsupported(format!("{format:?} PCM with {bits} bits per sample"))),
     }
 }
 
@@ -235,22 +190,12 @@ pub(crate) mod tests {
     use super::*;
 
     /// Build a WAV in memory with hound.
-    pub fn pcm_wav(
-        rate: u32,
-        channels: u16,
-        bits: u16,
-        float: bool,
-        frames: &[Vec<f32>],
-    ) -> Vec<u8> {
+    pub fn pcm_wav(rate: u32, channels: u16, bits: u16, float: bool, frames: &[Vec<f32>]) -> Vec<u8> {
         let spec = hound::WavSpec {
             channels,
             sample_rate: rate,
             bits_per_sample: bits,
-            sample_format: if float {
-                hound::SampleFormat::Float
-            } else {
-                hound::SampleFormat::Int
-            },
+            sample_format: if float { hound::SampleFormat::Float } else { hound::SampleFormat::Int },
         };
         let mut cursor = Cursor::new(Vec::new());
         let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
@@ -270,16 +215,8 @@ pub(crate) mod tests {
 
     /// Build a G.711 WAV by hand (hound cannot write it).
     pub fn g711_wav(rate: u32, channels: u16, mulaw: bool, samples: &[i16]) -> Vec<u8> {
-        let data: Vec<u8> = samples
-            .iter()
-            .map(|&s| {
-                if mulaw {
-                    g711::linear_to_mulaw(s)
-                } else {
-                    g711::linear_to_alaw(s)
-                }
-            })
-            .collect();
+        let data: Vec<u8> =
+            samples.iter().map(|&s| if mulaw { g711::linear_to_mulaw(s) } else { g711::linear_to_alaw(s) }).collect();
         let mut out = Vec::new();
         out.extend_from_slice(b"RIFF");
         out.extend_from_slice(&(4 + 26 + 8 + data.len() as u32).to_le_bytes());
@@ -299,30 +236,21 @@ pub(crate) mod tests {
     }
 
     fn ramp(n: usize) -> Vec<Vec<f32>> {
-        (0..n)
-            .map(|i| vec![(i as f32 / n as f32) - 0.5, 0.25])
-            .collect()
+        (0..n).map(|i| vec![(i as f32 / n as f32) - 0.5, 0.25]).collect()
     }
 
     #[test]
     fn every_pcm_layout_decodes_to_the_same_values() {
-        for (bits, float, tolerance) in [
-            (8, false, 1.0 / 64.0),
-            (16, false, 1e-4),
-            (24, false, 1e-6),
-            (32, false, 1e-6),
-            (32, true, 0.0),
-        ] {
+        for (bits, float, tolerance) in
+            [(8, false, 1.0 / 64.0), (16, false, 1e-4), (24, false, 1e-6), (32, false, 1e-6), (32, true, 0.0)]
+        {
             let bytes = pcm_wav(8000, 2, bits, float, &ramp(100));
             let audio = decode_wav(&bytes, 3600.0).unwrap();
             assert_eq!(audio.channels.len(), 2);
             assert_eq!(audio.channels[0].len(), 100);
             for (i, &s) in audio.channels[0].iter().enumerate() {
                 let want = (i as f32 / 100.0) - 0.5;
-                assert!(
-                    (s - want).abs() <= tolerance,
-                    "{bits}-bit float={float}: {s} vs {want}"
-                );
+                assert!((s - want).abs() <= tolerance, "{bits}-bit float={float}: {s} vs {want}");
             }
             assert!((audio.channels[1][7] - 0.25).abs() <= tolerance);
         }
@@ -330,9 +258,7 @@ pub(crate) mod tests {
 
     #[test]
     fn g711_both_laws_decode() {
-        let samples: Vec<i16> = (0..160)
-            .map(|i| ((i as f32 * 0.3).sin() * 10000.0) as i16)
-            .collect();
+        let samples: Vec<i16> = (0..160).map(|i| ((i as f32 * 0.3).sin() * 10000.0) as i16).collect();
         for mulaw in [true, false] {
             let audio = decode_wav(&g711_wav(8000, 1, mulaw, &samples), 3600.0).unwrap();
             assert_eq!(audio.codec, if mulaw { "mulaw" } else { "alaw" });
@@ -345,45 +271,21 @@ pub(crate) mod tests {
     #[test]
     fn bad_inputs_have_specific_errors() {
         assert!(matches!(decode_wav(&[], 10.0), Err(DecodeError::Empty)));
-        assert!(matches!(
-            decode_wav(b"ID3\x03 mp3 bytes", 10.0),
-            Err(DecodeError::NotWav(_))
-        ));
+        assert!(matches!(decode_wav(b"ID3\x03 mp3 bytes", 10.0), Err(DecodeError::NotWav(_))));
         let good = pcm_wav(16000, 1, 16, false, &vec![vec![0.1]; 1000]);
-        assert!(matches!(
-            decode_wav(&good[..good.len() / 2], 10.0),
-            Err(DecodeError::Corrupt(_))
-        ));
-        assert!(matches!(
-            decode_wav(&good[..30], 10.0),
-            Err(DecodeError::Corrupt(_))
-        ));
+        assert!(matches!(decode_wav(&good[..good.len() / 2], 10.0), Err(DecodeError::Corrupt(_))));
+        assert!(matches!(decode_wav(&good[..30], 10.0), Err(DecodeError::Corrupt(_))));
         let mut absurd_rate = good.clone();
         absurd_rate[24..28].copy_from_slice(&1_000_000u32.to_le_bytes());
-        assert!(matches!(
-            decode_wav(&absurd_rate, 10.0),
-            Err(DecodeError::Unsupported(_))
-        ));
+        assert!(matches!(decode_wav(&absurd_rate, 10.0), Err(DecodeError::Unsupported(_))));
         let mut many_channels = good.clone();
         many_channels[22..24].copy_from_slice(&6u16.to_le_bytes());
-        assert!(matches!(
-            decode_wav(&many_channels, 10.0),
-            Err(DecodeError::Unsupported(_))
-        ));
+        assert!(matches!(decode_wav(&many_channels, 10.0), Err(DecodeError::Unsupported(_))));
         let mut mp3_in_wav = good.clone();
         mp3_in_wav[20..22].copy_from_slice(&85u16.to_le_bytes());
-        assert!(matches!(
-            decode_wav(&mp3_in_wav, 10.0),
-            Err(DecodeError::Unsupported(_))
-        ));
-        assert!(matches!(
-            decode_wav(&good, 0.01),
-            Err(DecodeError::TooLong { .. })
-        ));
+        assert!(matches!(decode_wav(&mp3_in_wav, 10.0), Err(DecodeError::Unsupported(_))));
+        assert!(matches!(decode_wav(&good, 0.01), Err(DecodeError::TooLong { .. })));
         let header_only = pcm_wav(16000, 1, 16, false, &[]);
-        assert!(matches!(
-            decode_wav(&header_only, 10.0),
-            Err(DecodeError::NoSamples)
-        ));
+        assert!(matches!(decode_wav(&header_only, 10.0), Err(DecodeError::NoSamples)));
     }
 }

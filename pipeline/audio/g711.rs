@@ -53,11 +53,7 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
     match SEGMENT_ENDS.iter().position(|&end| v <= end) {
         None => 0x7F ^ mask,
         Some(seg) => {
-            let mantissa = if seg < 2 {
-                (v >> 1) & 0x0F
-            } else {
-                (v >> seg) & 0x0F
-            };
+            let mantissa = if seg < 2 { (v >> 1) & 0x0F } else { (v >> seg) & 0x0F };
             (((seg as i32) << 4) | mantissa) as u8 ^ mask
         }
     }

@@ -19,21 +19,14 @@ pub fn assign_speakers(channels_16k: Vec<Vec<f32>>, agent_channel: usize) -> Vec
     if channels_16k.len() == 1 {
         return channels_16k
             .into_iter()
-            .map(|samples_16k| SpeakerAudio {
-                speaker: Speaker::Mixed,
-                samples_16k,
-            })
+            .map(|samples_16k| SpeakerAudio { speaker: Speaker::Mixed, samples_16k })
             .collect();
     }
     channels_16k
         .into_iter()
         .enumerate()
         .map(|(i, samples_16k)| SpeakerAudio {
-            speaker: if i == agent_channel {
-                Speaker::Agent
-            } else {
-                Speaker::Customer
-            },
+            speaker: if i == agent_channel { Speaker::Agent } else { Speaker::Customer },
             samples_16k,
         })
         .collect()

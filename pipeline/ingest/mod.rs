@@ -44,22 +44,16 @@ struct ManifestRow {
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem().map_or_else(
-        || path.display().to_string(),
-        |s| s.to_string_lossy().into_owned(),
-    )
+    path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
 }
 
 fn modified_date(path: &Path) -> Result<NaiveDate, String> {
-    let modified = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map_err(|e| format!("cannot stat file: {e}"))?;
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).map_err(|e| format!("cannot stat file: {e}"))?;
     Ok(DateTime::<Utc>::from(modified).date_naive())
 }
 
 fn is_wav(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
 }
 
 /// Find the calls under `input`.
@@ -67,11 +61,7 @@ pub fn discover(input: &Path) -> Result<Vec<Result<CallSource, Rejected>>, Inges
     if !input.exists() {
         return Err(IngestError::Missing(input.to_path_buf()));
     }
-    let mut found = if input.is_dir() {
-        from_folder(input)
-    } else {
-        from_manifest(input)?
-    };
+    let mut found = if input.is_dir() { from_folder(input) } else { from_manifest(input)? };
     reject_duplicate_ids(&mut found);
     Ok(found)
 }
@@ -90,34 +80,20 @@ fn from_folder(dir: &Path) -> Vec<Result<CallSource, Rejected>> {
         .map(|path| {
             let call_id = stem(&path);
             match modified_date(&path) {
-                Ok(call_date) => Ok(CallSource {
-                    call_id,
-                    path,
-                    agent_id: None,
-                    started_at: None,
-                    call_date,
-                    agent_channel: None,
-                }),
-                Err(reason) => Err(Rejected {
-                    call_id,
-                    path,
-                    reason,
-                }),
+                Ok(call_date) => {
+                    Ok(CallSource { call_id, path, agent_id: None, started_at: None, call_date, agent_channel: None })
+                }
+                Err(reason) => Err(Rejected { call_id, path, reason }),
             }
         })
         .collect()
 }
 
 fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, IngestError> {
-    let fatal = |reason: String| IngestError::Manifest {
-        path: manifest.to_path_buf(),
-        reason,
-    };
+    let fatal = |reason: String| IngestError::Manifest { path: manifest.to_path_buf(), reason };
     let base = manifest.parent().unwrap_or(Path::new("."));
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(manifest)
-        .map_err(|e| fatal(e.to_string()))?;
+    let mut reader =
+        csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(manifest).map_err(|e| fatal(e.to_string()))?;
     let headers = reader.headers().map_err(|e| fatal(e.to_string()))?.clone();
     if !headers.iter().any(|h| h == "path") {
         return Err(fatal("no `path` column in the header row".into()));
@@ -137,10 +113,7 @@ fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, I
             }
         };
         let path = base.join(&row.path);
-        let call_id = row
-            .call_id
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| stem(&path));
+        let call_id = row.call_id.filter(|s| !s.is_empty()).unwrap_or_else(|| stem(&path));
         let reject = |reason: String| Rejected {
             call_id: call_id.clone(),
             path: path.clone(),
@@ -151,9 +124,7 @@ fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, I
             Some(text) => match DateTime::parse_from_rfc3339(text) {
                 Ok(t) => Some(t.with_timezone(&Utc)),
                 Err(e) => {
-                    calls.push(Err(reject(format!(
-                        "started_at {text:?} is not RFC 3339 ({e})"
-                    ))));
+                    calls.push(Err(reject(format!("started_at {text:?} is not RFC 3339 ({e})"))));
                     continue;
                 }
             },
@@ -163,9 +134,7 @@ fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, I
             Some("0") => Some(0),
             Some("1") => Some(1),
             Some(other) => {
-                calls.push(Err(reject(format!(
-                    "agent_channel {other:?} must be 0 or 1"
-                ))));
+                calls.push(Err(reject(format!("agent_channel {other:?} must be 0 or 1"))));
                 continue;
             }
         };
@@ -212,22 +181,13 @@ mod tests {
     fn folders_are_searched_recursively_for_wav_in_order() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
-        for f in [
-            "z.wav",
-            "a/b/m.WAV",
-            "a/notes.txt",
-            "a/dup.wav",
-            "a/b/dup.wav",
-        ] {
+        for f in ["z.wav", "a/b/m.WAV", "a/notes.txt", "a/dup.wav", "a/b/dup.wav"] {
             std::fs::write(dir.path().join(f), b"x").unwrap();
         }
         let found = discover(dir.path()).unwrap();
         let ids: Vec<String> = found
             .iter()
-            .map(|r| {
-                r.as_ref()
-                    .map_or_else(|e| format!("!{}", e.call_id), |c| c.call_id.clone())
-            })
+            .map(|r| r.as_ref().map_or_else(|e| format!("!{}", e.call_id), |c| c.call_id.clone()))
             .collect();
         assert_eq!(ids, vec!["dup", "m", "!dup", "z"]);
         let today = Utc::now().date_naive();
@@ -259,25 +219,15 @@ mod tests {
         assert_eq!(c1.call_date, NaiveDate::from_ymd_opt(2026, 11, 21).unwrap());
         assert_eq!(found[1].as_ref().unwrap().call_id, "one");
         assert!(found[2].as_ref().unwrap_err().reason.contains("RFC 3339"));
-        assert!(found[3]
-            .as_ref()
-            .unwrap_err()
-            .reason
-            .contains("agent_channel"));
+        assert!(found[3].as_ref().unwrap_err().reason.contains("agent_channel"));
     }
 
     #[test]
     fn fatal_inputs() {
-        assert!(matches!(
-            discover(Path::new("/no/such/input")),
-            Err(IngestError::Missing(_))
-        ));
+        assert!(matches!(discover(Path::new("/no/such/input")), Err(IngestError::Missing(_))));
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("m.csv");
         std::fs::write(&manifest, "file,id\nx.wav,1\n").unwrap();
-        assert!(discover(&manifest)
-            .unwrap_err()
-            .to_string()
-            .contains("path"));
+        assert!(discover(&manifest).unwrap_err().to_string().contains("path"));
     }
 }

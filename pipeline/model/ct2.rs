@@ -29,11 +29,7 @@ impl DType {
             3 => DType::I32,
             4 => DType::F16,
             5 => DType::BF16,
-            other => {
-                return Err(ConvertError::Unsupported(format!(
-                    "unknown CTranslate2 dtype code {other}"
-                )))
-            }
+            other => return Err(ConvertError::Unsupported(format!("unknown CTranslate2 dtype code {other}"))),
         })
     }
 
@@ -106,9 +102,7 @@ impl<'a> Cursor<'a> {
             .pos
             .checked_add(n)
             .filter(|&e| e <= self.bytes.len())
-            .ok_or_else(|| {
-                ConvertError::Malformed(format!("file ends inside {what} at byte {}", self.pos))
-            })?;
+            .ok_or_else(|| ConvertError::Malformed(format!("file ends inside {what} at byte {}", self.pos)))?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(slice)
@@ -127,8 +121,7 @@ impl<'a> Cursor<'a> {
         let len = self.u16(what)? as usize;
         let raw = self.take(len, what)?;
         let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
-        String::from_utf8(raw.to_vec())
-            .map_err(|_| ConvertError::Malformed(format!("{what} is not UTF-8")))
+        String::from_utf8(raw.to_vec()).map_err(|_| ConvertError::Malformed(format!("{what} is not UTF-8")))
     }
 }
 
@@ -160,9 +153,7 @@ pub fn parse(bytes: &[u8]) -> Result<Ct2Model, ConvertError> {
         let expected = shape
             .iter()
             .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| {
-                ConvertError::Malformed(format!("{name} has an absurd shape {shape:?}"))
-            })?;
+            .ok_or_else(|| ConvertError::Malformed(format!("{name} has an absurd shape {shape:?}")))?;
         if expected != byte_count {
             return Err(ConvertError::Malformed(format!(
                 "{name}: shape {shape:?} of {dtype:?} needs {expected} bytes, header says {byte_count}"
@@ -180,43 +171,27 @@ pub fn parse(bytes: &[u8]) -> Result<Ct2Model, ConvertError> {
             aliases.insert(alias, target);
         }
     }
-    Ok(Ct2Model {
-        spec,
-        spec_revision,
-        variables,
-        aliases,
-    })
+    Ok(Ct2Model { spec, spec_revision, variables, aliases })
 }
 
 impl Ct2Model {
     /// Look a variable up by name, following aliases.
     pub fn get(&self, name: &str) -> Option<&Variable> {
-        self.variables.get(name).or_else(|| {
-            self.aliases
-                .get(name)
-                .and_then(|target| self.variables.get(target))
-        })
+        self.variables.get(name).or_else(|| self.aliases.get(name).and_then(|target| self.variables.get(target)))
     }
 
     pub fn require(&self, name: &str) -> Result<&Variable, ConvertError> {
-        self.get(name)
-            .ok_or_else(|| ConvertError::Missing(name.to_string()))
+        self.get(name).ok_or_else(|| ConvertError::Missing(name.to_string()))
     }
 
     /// A weight as f32, dequantising int8 weights with their per-row `*_scale` sibling.
     pub fn f32_values(&self, name: &str) -> Result<Vec<f32>, ConvertError> {
         let var = self.require(name)?;
         match var.dtype {
-            DType::F32 => Ok(var
-                .data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect()),
-            DType::F16 => Ok(var
-                .data
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32())
-                .collect()),
+            DType::F32 => Ok(var.data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()),
+            DType::F16 => {
+                Ok(var.data.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect())
+            }
             DType::BF16 => Ok(var
                 .data
                 .chunks_exact(2)
@@ -224,9 +199,9 @@ impl Ct2Model {
                 .collect()),
             DType::I8 => {
                 let scale_name = format!("{name}_scale");
-                let scales = self.f32_values(&scale_name).map_err(|_| {
-                    ConvertError::Unsupported(format!("{name} is int8 but has no {scale_name}"))
-                })?;
+                let scales = self
+                    .f32_values(&scale_name)
+                    .map_err(|_| ConvertError::Unsupported(format!("{name} is int8 but has no {scale_name}")))?;
                 let rows = var.shape.first().copied().unwrap_or(1);
                 if scales.len() != rows || rows == 0 {
                     return Err(ConvertError::Unsupported(format!(
@@ -254,10 +229,7 @@ impl Ct2Model {
         (0..)
             .take_while(|i| {
                 let p = format!("{prefix}/layer_{i}/");
-                self.variables
-                    .range(p.clone()..)
-                    .next()
-                    .is_some_and(|(k, _)| k.starts_with(&p))
+                self.variables.range(p.clone()..).next().is_some_and(|(k, _)| k.starts_with(&p))
             })
             .count()
     }

@@ -16,9 +16,7 @@ pub const MAGIC: u32 = 0x6767_6d6c;
 const QUANTIZED_FTYPE_BASE: i32 = 2000;
 
 /// The storage type of a model's 2-D weight matrices, as the user asks for it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WeightType {
     F32,
@@ -150,10 +148,7 @@ pub fn write_header(
 pub fn encode(values: &[f32], shape: &[usize], ty: TensorType) -> Result<Vec<u8>, ConvertError> {
     Ok(match ty {
         TensorType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        TensorType::F16 => values
-            .iter()
-            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
-            .collect(),
+        TensorType::F16 => values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
         TensorType::Q8_0 | TensorType::Q5_0 => {
             let per_row = *shape.last().unwrap_or(&0);
             let block = ty.block_size();
@@ -187,13 +182,7 @@ pub fn encode(values: &[f32], shape: &[usize], ty: TensorType) -> Result<Vec<u8>
     })
 }
 
-pub fn write_tensor(
-    out: &mut impl Write,
-    name: &str,
-    shape: &[usize],
-    ty: TensorType,
-    data: &[u8],
-) -> io::Result<()> {
+pub fn write_tensor(out: &mut impl Write, name: &str, shape: &[usize], ty: TensorType, data: &[u8]) -> io::Result<()> {
     put_i32(out, shape.len() as i32)?;
     put_i32(out, name.len() as i32)?;
     put_i32(out, ty.code())?;
@@ -207,17 +196,10 @@ pub fn write_tensor(
 /// Only the hyper-parameters at the start of a GGML whisper file.
 pub fn read_hparams(mut input: impl Read) -> Result<HyperParams, ConvertError> {
     let mut head = [0u8; 48];
-    input
-        .read_exact(&mut head)
-        .map_err(|_| ConvertError::Malformed("GGML file is shorter than its header".into()))?;
-    let f: Vec<i32> = head
-        .chunks_exact(4)
-        .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    input.read_exact(&mut head).map_err(|_| ConvertError::Malformed("GGML file is shorter than its header".into()))?;
+    let f: Vec<i32> = head.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect();
     if f[0] as u32 != MAGIC {
-        return Err(ConvertError::Malformed(
-            "not a GGML file (bad magic)".into(),
-        ));
+        return Err(ConvertError::Malformed("not a GGML file (bad magic)".into()));
     }
     Ok(HyperParams {
         n_vocab: f[1],
@@ -249,16 +231,12 @@ pub fn read_summary(mut input: impl Read) -> Result<FileSummary, ConvertError> {
     input.read_to_end(&mut bytes).map_err(ConvertError::Io)?;
     let mut pos = 0usize;
     let i32_at = |pos: &mut usize| -> Result<i32, ConvertError> {
-        let v = bytes
-            .get(*pos..*pos + 4)
-            .ok_or_else(|| ConvertError::Malformed("GGML file is truncated".into()))?;
+        let v = bytes.get(*pos..*pos + 4).ok_or_else(|| ConvertError::Malformed("GGML file is truncated".into()))?;
         *pos += 4;
         Ok(i32::from_le_bytes(v.try_into().unwrap()))
     };
     if i32_at(&mut pos)? as u32 != MAGIC {
-        return Err(ConvertError::Malformed(
-            "not a GGML file (bad magic)".into(),
-        ));
+        return Err(ConvertError::Malformed("not a GGML file (bad magic)".into()));
     }
     let mut f = [0i32; 11];
     for v in &mut f {
@@ -285,10 +263,7 @@ pub fn read_summary(mut input: impl Read) -> Result<FileSummary, ConvertError> {
     for _ in 0..n_tokens {
         let len = i32_at(&mut pos)? as usize;
         vocab.push(
-            bytes
-                .get(pos..pos + len)
-                .ok_or_else(|| ConvertError::Malformed("truncated vocabulary".into()))?
-                .to_vec(),
+            bytes.get(pos..pos + len).ok_or_else(|| ConvertError::Malformed("truncated vocabulary".into()))?.to_vec(),
         );
         pos += len;
     }
@@ -297,11 +272,8 @@ pub fn read_summary(mut input: impl Read) -> Result<FileSummary, ConvertError> {
         let n_dims = i32_at(&mut pos)? as usize;
         let name_len = i32_at(&mut pos)? as usize;
         let ty = i32_at(&mut pos)?;
-        let dims: Vec<i32> = (0..n_dims)
-            .map(|_| i32_at(&mut pos))
-            .collect::<Result<_, _>>()?;
-        let name = String::from_utf8_lossy(bytes.get(pos..pos + name_len).unwrap_or_default())
-            .into_owned();
+        let dims: Vec<i32> = (0..n_dims).map(|_| i32_at(&mut pos)).collect::<Result<_, _>>()?;
+        let name = String::from_utf8_lossy(bytes.get(pos..pos + name_len).unwrap_or_default()).into_owned();
         pos += name_len;
         let elements: usize = dims.iter().map(|&d| d as usize).product();
         // SAFETY: pure size computations from ggml's static type table.
@@ -311,16 +283,9 @@ pub fn read_summary(mut input: impl Read) -> Result<FileSummary, ConvertError> {
         };
         pos += size;
         if pos > bytes.len() {
-            return Err(ConvertError::Malformed(format!(
-                "tensor {name} is truncated"
-            )));
+            return Err(ConvertError::Malformed(format!("tensor {name} is truncated")));
         }
         tensors.push((name, dims, ty));
     }
-    Ok(FileSummary {
-        hparams,
-        n_mel_filters: n_mel,
-        vocab,
-        tensors,
-    })
+    Ok(FileSummary { hparams, n_mel_filters: n_mel, vocab, tensors })
 }

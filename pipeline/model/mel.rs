@@ -36,13 +36,10 @@ fn mel_to_hz(mel: f64) -> f64 {
 /// Row-major `[n_mels][N_FREQS]` filterbank.
 pub fn filterbank(n_mels: usize) -> Vec<f32> {
     let fmax = SAMPLE_RATE / 2.0;
-    let fft_freqs: Vec<f64> = (0..N_FREQS)
-        .map(|i| i as f64 * fmax / (N_FREQS - 1) as f64)
-        .collect();
+    let fft_freqs: Vec<f64> = (0..N_FREQS).map(|i| i as f64 * fmax / (N_FREQS - 1) as f64).collect();
     let (mel_min, mel_max) = (hz_to_mel(0.0), hz_to_mel(fmax));
-    let mel_points: Vec<f64> = (0..n_mels + 2)
-        .map(|i| mel_to_hz(mel_min + (mel_max - mel_min) * i as f64 / (n_mels + 1) as f64))
-        .collect();
+    let mel_points: Vec<f64> =
+        (0..n_mels + 2).map(|i| mel_to_hz(mel_min + (mel_max - mel_min) * i as f64 / (n_mels + 1) as f64)).collect();
     let mut weights = Vec::with_capacity(n_mels * N_FREQS);
     for m in 0..n_mels {
         let (left, centre, right) = (mel_points[m], mel_points[m + 1], mel_points[m + 2]);
@@ -75,11 +72,7 @@ mod tests {
         assert_eq!(fb.len(), 80 * N_FREQS);
         // Values of OpenAI's mel_filters.npz (librosa 0.8, float32) at a few positions.
         assert!((fb[1] - 0.024_862_593).abs() < 1e-6, "{}", fb[1]);
-        assert!(
-            (fb[N_FREQS + 2] - 0.022_871_772).abs() < 1e-6,
-            "{}",
-            fb[N_FREQS + 2]
-        );
+        assert!((fb[N_FREQS + 2] - 0.022_871_772).abs() < 1e-6, "{}", fb[N_FREQS + 2]);
         assert_eq!(fb[0], 0.0);
         // Every band has some weight.
         for m in 0..80 {

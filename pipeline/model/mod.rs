@@ -100,26 +100,12 @@ struct Builder<'m> {
 }
 
 impl Builder<'_> {
-    fn push(
-        &mut self,
-        name: String,
-        shape: Vec<usize>,
-        values: Vec<f32>,
-        role: Role,
-    ) -> Result<(), ConvertError> {
+    fn push(&mut self, name: String, shape: Vec<usize>, values: Vec<f32>, role: Role) -> Result<(), ConvertError> {
         let expected: usize = shape.iter().product();
         if expected != values.len() {
-            return Err(ConvertError::Malformed(format!(
-                "{name}: {} values for shape {shape:?}",
-                values.len()
-            )));
+            return Err(ConvertError::Malformed(format!("{name}: {} values for shape {shape:?}", values.len())));
         }
-        self.tensors.push(Tensor {
-            name,
-            shape,
-            values,
-            role,
-        });
+        self.tensors.push(Tensor { name, shape, values, role });
         Ok(())
     }
 
@@ -127,38 +113,18 @@ impl Builder<'_> {
     fn copy(&mut self, ct2: &str, ggml: &str, role: Role) -> Result<(), ConvertError> {
         let shape = self.model.require(ct2)?.shape.clone();
         let values = self.model.f32_values(ct2)?;
-        let role = if shape.len() < 2 {
-            Role::AlwaysF32
-        } else {
-            role
-        };
+        let role = if shape.len() < 2 { Role::AlwaysF32 } else { role };
         self.push(ggml.to_string(), shape, values, role)
     }
 
     fn layer_norm(&mut self, ct2: &str, ggml: &str) -> Result<(), ConvertError> {
-        self.copy(
-            &format!("{ct2}/gamma"),
-            &format!("{ggml}.weight"),
-            Role::AlwaysF32,
-        )?;
-        self.copy(
-            &format!("{ct2}/beta"),
-            &format!("{ggml}.bias"),
-            Role::AlwaysF32,
-        )
+        self.copy(&format!("{ct2}/gamma"), &format!("{ggml}.weight"), Role::AlwaysF32)?;
+        self.copy(&format!("{ct2}/beta"), &format!("{ggml}.bias"), Role::AlwaysF32)
     }
 
     fn linear(&mut self, ct2: &str, ggml: &str) -> Result<(), ConvertError> {
-        self.copy(
-            &format!("{ct2}/weight"),
-            &format!("{ggml}.weight"),
-            Role::Matrix,
-        )?;
-        self.copy(
-            &format!("{ct2}/bias"),
-            &format!("{ggml}.bias"),
-            Role::AlwaysF32,
-        )
+        self.copy(&format!("{ct2}/weight"), &format!("{ggml}.weight"), Role::Matrix)?;
+        self.copy(&format!("{ct2}/bias"), &format!("{ggml}.bias"), Role::AlwaysF32)
     }
 
     /// Split a fused projection (`linear_N`) into named parts; the part named `key` loses its
@@ -168,16 +134,9 @@ impl Builder<'_> {
         let bias = self.model.f32_values(&format!("{ct2}/bias"))?;
         let parts = ggml_parts.len();
         if weight.len() != parts * d * d || bias.len() != parts * d {
-            return Err(ConvertError::Malformed(format!(
-                "{ct2}: expected a fused [{}x{d}] projection",
-                parts * d
-            )));
+            return Err(ConvertError::Malformed(format!("{ct2}: expected a fused [{}x{d}] projection", parts * d)));
         }
-        for ((part, w), b) in ggml_parts
-            .iter()
-            .zip(split_rows(&weight, parts))
-            .zip(split_rows(&bias, parts))
-        {
+        for ((part, w), b) in ggml_parts.iter().zip(split_rows(&weight, parts)).zip(split_rows(&bias, parts)) {
             self.push(format!("{part}.weight"), vec![d, d], w, Role::Matrix)?;
             if part.ends_with(".key") {
                 require_zero(&b, &format!("{ct2} key bias"))?;
@@ -191,44 +150,22 @@ impl Builder<'_> {
     fn block(&mut self, side: &str, layer: usize, d: usize) -> Result<(), ConvertError> {
         let c = format!("{side}/layer_{layer}");
         let g = format!("{side}.blocks.{layer}");
-        self.layer_norm(
-            &format!("{c}/self_attention/layer_norm"),
-            &format!("{g}.attn_ln"),
-        )?;
+        self.layer_norm(&format!("{c}/self_attention/layer_norm"), &format!("{g}.attn_ln"))?;
         self.fused(
             &format!("{c}/self_attention/linear_0"),
-            &[
-                &format!("{g}.attn.query"),
-                &format!("{g}.attn.key"),
-                &format!("{g}.attn.value"),
-            ],
+            &[&format!("{g}.attn.query"), &format!("{g}.attn.key"), &format!("{g}.attn.value")],
             d,
         )?;
-        self.linear(
-            &format!("{c}/self_attention/linear_1"),
-            &format!("{g}.attn.out"),
-        )?;
+        self.linear(&format!("{c}/self_attention/linear_1"), &format!("{g}.attn.out"))?;
         if side == "decoder" {
-            self.layer_norm(
-                &format!("{c}/attention/layer_norm"),
-                &format!("{g}.cross_attn_ln"),
-            )?;
-            self.linear(
-                &format!("{c}/attention/linear_0"),
-                &format!("{g}.cross_attn.query"),
-            )?;
+            self.layer_norm(&format!("{c}/attention/layer_norm"), &format!("{g}.cross_attn_ln"))?;
+            self.linear(&format!("{c}/attention/linear_0"), &format!("{g}.cross_attn.query"))?;
             self.fused(
                 &format!("{c}/attention/linear_1"),
-                &[
-                    &format!("{g}.cross_attn.key"),
-                    &format!("{g}.cross_attn.value"),
-                ],
+                &[&format!("{g}.cross_attn.key"), &format!("{g}.cross_attn.value")],
                 d,
             )?;
-            self.linear(
-                &format!("{c}/attention/linear_2"),
-                &format!("{g}.cross_attn.out"),
-            )?;
+            self.linear(&format!("{c}/attention/linear_2"), &format!("{g}.cross_attn.out"))?;
         }
         self.layer_norm(&format!("{c}/ffn/layer_norm"), &format!("{g}.mlp_ln"))?;
         self.linear(&format!("{c}/ffn/linear_0"), &format!("{g}.mlp.0"))?;
@@ -239,16 +176,13 @@ impl Builder<'_> {
 /// Check that the decoder's output projection is the token embedding, as GGML assumes.
 fn check_tied_projection(model: &Ct2Model) -> Result<(), ConvertError> {
     if model.variables.contains_key("decoder/projection/bias") {
-        return Err(ConvertError::Unsupported(
-            "decoder/projection has a bias".into(),
-        ));
+        return Err(ConvertError::Unsupported("decoder/projection has a bias".into()));
     }
     match model.variables.get("decoder/projection/weight") {
         None => Ok(()),
         Some(own) if own.data == model.require("decoder/embeddings/weight")?.data => Ok(()),
         Some(_) => Err(ConvertError::Unsupported(
-            "decoder/projection/weight differs from the token embedding; GGML Whisper ties them"
-                .into(),
+            "decoder/projection/weight differs from the token embedding; GGML Whisper ties them".into(),
         )),
     }
 }
@@ -261,10 +195,7 @@ pub fn convert(
     out: &mut impl Write,
 ) -> Result<Converted, ConvertError> {
     if model.spec != "WhisperSpec" {
-        return Err(ConvertError::Unsupported(format!(
-            "spec {:?} is not a Whisper model",
-            model.spec
-        )));
+        return Err(ConvertError::Unsupported(format!("spec {:?} is not a Whisper model", model.spec)));
     }
     check_tied_projection(model)?;
     let d_audio = dim(model, "encoder/conv1/weight", 0)?;
@@ -276,9 +207,7 @@ pub fn convert(
     if n_audio_layer == 0 || n_text_layer == 0 {
         return Err(ConvertError::Missing("encoder or decoder layers".into()));
     }
-    let heads = |side: &str, d: usize| {
-        setting(model, &format!("{side}/num_heads")).map_or(d / 64, |h| h as usize)
-    };
+    let heads = |side: &str, d: usize| setting(model, &format!("{side}/num_heads")).map_or(d / 64, |h| h as usize);
     let hparams = HyperParams {
         n_vocab: n_vocab as i32,
         n_audio_ctx: dim(model, "encoder/position_encodings/encodings", 0)? as i32,
@@ -300,45 +229,21 @@ pub fn convert(
         )));
     }
 
-    let mut b = Builder {
-        model,
-        tensors: Vec::new(),
-    };
-    b.copy(
-        "encoder/position_encodings/encodings",
-        "encoder.positional_embedding",
-        Role::AlwaysF32,
-    )?;
+    let mut b = Builder { model, tensors: Vec::new() };
+    b.copy("encoder/position_encodings/encodings", "encoder.positional_embedding", Role::AlwaysF32)?;
     for conv in ["conv1", "conv2"] {
-        b.copy(
-            &format!("encoder/{conv}/weight"),
-            &format!("encoder.{conv}.weight"),
-            Role::ConvKernel,
-        )?;
+        b.copy(&format!("encoder/{conv}/weight"), &format!("encoder.{conv}.weight"), Role::ConvKernel)?;
         // whisper.cpp keeps conv biases as [d, 1] so they broadcast over time.
         let bias = model.f32_values(&format!("encoder/{conv}/bias"))?;
         let len = bias.len();
-        b.push(
-            format!("encoder.{conv}.bias"),
-            vec![len, 1],
-            bias,
-            Role::AlwaysF32,
-        )?;
+        b.push(format!("encoder.{conv}.bias"), vec![len, 1], bias, Role::AlwaysF32)?;
     }
     for layer in 0..n_audio_layer {
         b.block("encoder", layer, d_audio)?;
     }
     b.layer_norm("encoder/layer_norm", "encoder.ln_post")?;
-    b.copy(
-        "decoder/position_encodings/encodings",
-        "decoder.positional_embedding",
-        Role::AlwaysF32,
-    )?;
-    b.copy(
-        "decoder/embeddings/weight",
-        "decoder.token_embedding.weight",
-        Role::Matrix,
-    )?;
+    b.copy("decoder/position_encodings/encodings", "decoder.positional_embedding", Role::AlwaysF32)?;
+    b.copy("decoder/embeddings/weight", "decoder.token_embedding.weight", Role::Matrix)?;
     for layer in 0..n_text_layer {
         b.block("decoder", layer, d_text)?;
     }
@@ -353,24 +258,16 @@ pub fn convert(
             (Role::ConvKernel, _) => TensorType::F16,
             (Role::Matrix, w) => w.tensor_type(),
         };
-        let data = ggml::encode(&t.values, &t.shape, ty)
-            .map_err(|e| ConvertError::Unsupported(format!("{}: {e}", t.name)))?;
+        let data =
+            ggml::encode(&t.values, &t.shape, ty).map_err(|e| ConvertError::Unsupported(format!("{}: {e}", t.name)))?;
         ggml::write_tensor(out, &t.name, &t.shape, ty, &data)?;
     }
-    Ok(Converted {
-        hparams,
-        tensor_count,
-        vocab_size: tokens.len(),
-    })
+    Ok(Converted { hparams, tensor_count, vocab_size: tokens.len() })
 }
 
 /// Convert a CTranslate2 directory into a GGML file, writing through a temporary file so
 /// the output appears complete or not at all.
-pub fn convert_dir(
-    ct2_dir: &Path,
-    out_path: &Path,
-    weights: WeightType,
-) -> Result<Converted, ModelFileError> {
+pub fn convert_dir(ct2_dir: &Path, out_path: &Path, weights: WeightType) -> Result<Converted, ModelFileError> {
     let at = |path: &Path| {
         let path = path.to_path_buf();
         move |source: ConvertError| ModelFileError { path, source }
@@ -387,11 +284,7 @@ pub fn convert_dir(
             let json = p.extension().is_some_and(|e| e == "json");
             (p, json)
         })
-        .ok_or_else(|| {
-            at(ct2_dir)(ConvertError::Missing(
-                "vocabulary.json or vocabulary.txt".into(),
-            ))
-        })?;
+        .ok_or_else(|| at(ct2_dir)(ConvertError::Missing("vocabulary.json or vocabulary.txt".into())))?;
     let text = fs::read_to_string(&vocab_path).map_err(|e| at(&vocab_path)(e.into()))?;
     let tokens = vocab::parse_tokens(&text, is_json).map_err(at(&vocab_path))?;
 
@@ -399,10 +292,7 @@ pub fn convert_dir(
     let result = (|| {
         let mut writer = BufWriter::new(fs::File::create(&tmp)?);
         let converted = convert(&model, &tokens, weights, &mut writer)?;
-        writer
-            .into_inner()
-            .map_err(|e| e.into_error())?
-            .sync_all()?;
+        writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         fs::rename(&tmp, out_path)?;
         Ok(converted)
     })();

@@ -78,17 +78,11 @@ pub struct ModelNotFound {
 /// Resolve `--model` (or the registry default) to an existing file.
 pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf, ModelNotFound> {
     let registry = Registry::bundled();
-    let path = explicit.map_or_else(
-        || models_dir().join(registry.default_file_name()),
-        Path::to_path_buf,
-    );
+    let path = explicit.map_or_else(|| models_dir().join(registry.default_file_name()), Path::to_path_buf);
     if path.is_file() {
         Ok(path)
     } else {
-        Err(ModelNotFound {
-            path,
-            name: registry.default,
-        })
+        Err(ModelNotFound { path, name: registry.default })
     }
 }
 

@@ -13,11 +13,8 @@ pub const END_OF_TEXT: &str = "<|endoftext|>";
 
 /// GPT-2's reversible byte <-> printable char table, inverted (char -> byte).
 fn unicode_to_byte() -> HashMap<char, u8> {
-    let printable = |b: u32| {
-        (b'!' as u32..=b'~' as u32).contains(&b)
-            || (0xA1..=0xAC).contains(&b)
-            || (0xAE..=0xFF).contains(&b)
-    };
+    let printable =
+        |b: u32| (b'!' as u32..=b'~' as u32).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
     let mut extra = 0u32;
     (0u32..256)
         .map(|b| {
@@ -35,9 +32,8 @@ fn unicode_to_byte() -> HashMap<char, u8> {
 /// Parse token strings from a vocabulary file's text, by its extension's format.
 pub fn parse_tokens(text: &str, is_json: bool) -> Result<Vec<String>, ConvertError> {
     if is_json {
-        serde_json::from_str::<Vec<String>>(text).map_err(|e| {
-            ConvertError::Malformed(format!("vocabulary.json is not a list of strings: {e}"))
-        })
+        serde_json::from_str::<Vec<String>>(text)
+            .map_err(|e| ConvertError::Malformed(format!("vocabulary.json is not a list of strings: {e}")))
     } else {
         Ok(text.lines().map(str::to_owned).collect())
     }
@@ -58,9 +54,7 @@ pub fn regular_token_bytes(tokens: &[String]) -> Result<Vec<Vec<u8>>, ConvertErr
                 .chars()
                 .map(|c| table.get(&c).copied())
                 .collect::<Option<Vec<u8>>>()
-                .ok_or_else(|| {
-                    ConvertError::Malformed(format!("token {id} {token:?} is not byte-level BPE"))
-                })
+                .ok_or_else(|| ConvertError::Malformed(format!("token {id} {token:?} is not byte-level BPE")))
         })
         .collect()
 }
@@ -72,9 +66,8 @@ mod tests {
     #[test]
     fn byte_level_tokens_decode_to_utf8() {
         // "Ġthe" is " the"; "ä½ł" is the UTF-8 bytes of 你.
-        let tokens: Vec<String> = ["!", "Ġthe", "ä½ł", "", END_OF_TEXT, "<|startoftranscript|>"]
-            .map(String::from)
-            .to_vec();
+        let tokens: Vec<String> =
+            ["!", "Ġthe", "ä½ł", "", END_OF_TEXT, "<|startoftranscript|>"].map(String::from).to_vec();
         let bytes = regular_token_bytes(&tokens).unwrap();
         assert_eq!(bytes.len(), 4);
         assert_eq!(bytes[1], b" the");

@@ -39,29 +39,21 @@ use chrono::Datelike;
 
 fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid level"),
-        ))
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
         .set_created_by(format!("callqa {}", env!("CARGO_PKG_VERSION")))
         .build()
 }
 
 /// Write one file atomically.
 pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
-    let fail = |reason: String| SinkError::Write {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let fail = |reason: String| SinkError::Write { path: path.to_path_buf(), reason };
     let dir = path.parent().expect("table files live in a folder");
     fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().unwrap().to_string_lossy()
-    ));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
     let result = (|| -> Result<(), String> {
         let file = fs::File::create(&tmp).map_err(|e| e.to_string())?;
-        let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties()))
-            .map_err(|e| e.to_string())?;
+        let mut writer =
+            ArrowWriter::try_new(file, batch.schema(), Some(writer_properties())).map_err(|e| e.to_string())?;
         writer.write(batch).map_err(|e| e.to_string())?;
         let file = writer.into_inner().map_err(|e| e.to_string())?;
         file.sync_all().map_err(|e| e.to_string())?;
@@ -73,45 +65,37 @@ pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
     result.map_err(fail)
 }
 
-/// Split a batch by its `call_date` column and write one file per date. Returns the paths.
+/// Split a batch by its `call_date` column and write one file per date, plus an empty file
+/// for each of `all_days` without rows (so every table exists for every date a run touched,
+/// and a query over a day without events finds an empty table, not a missing folder).
+/// Returns the paths.
 pub fn write_partitioned(
     out_dir: &Path,
     table: &str,
     run_id: &str,
     batch: &RecordBatch,
+    all_days: &[i32],
 ) -> Result<Vec<PathBuf>, SinkError> {
-    if batch.num_rows() == 0 {
-        return Ok(vec![]);
-    }
-    let build = |reason: String| SinkError::Build {
-        table: table.into(),
-        reason,
-    };
+    let build = |reason: String| SinkError::Build { table: table.into(), reason };
     let dates = batch
         .column_by_name("call_date")
         .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
         .ok_or_else(|| build("no Date32 call_date column".into()))?;
     let mut by_day: BTreeMap<i32, Vec<bool>> = BTreeMap::new();
-    for day in dates.values().iter() {
-        by_day
-            .entry(*day)
-            .or_insert_with(|| vec![false; dates.len()]);
+    for day in dates.values().iter().chain(all_days) {
+        by_day.entry(*day).or_insert_with(|| vec![false; dates.len()]);
     }
     for (row, day) in dates.values().iter().enumerate() {
         by_day.get_mut(day).unwrap()[row] = true;
     }
     let mut written = Vec::new();
     for (day, mask) in by_day {
-        let mut part =
-            filter_record_batch(batch, &mask.into()).map_err(|e| build(e.to_string()))?;
+        let mut part = filter_record_batch(batch, &mask.into()).map_err(|e| build(e.to_string()))?;
         let date_index = part.schema().index_of("call_date").expect("checked above");
         part.remove_column(date_index);
         let path = out_dir
             .join(table)
-            .join(format!(
-                "call_date={}",
-                days_to_date(day).format("%Y-%m-%d")
-            ))
+            .join(format!("call_date={}", days_to_date(day).format("%Y-%m-%d")))
             .join(format!("part-{run_id}.parquet"));
         write_file(&path, &part)?;
         written.push(path);
@@ -120,15 +104,8 @@ pub fn write_partitioned(
 }
 
 /// Make a batch, turning arrow's shape errors into a table-named error.
-pub fn batch(
-    table: &str,
-    schema: SchemaRef,
-    columns: Vec<ArrayRef>,
-) -> Result<RecordBatch, SinkError> {
-    RecordBatch::try_new(schema, columns).map_err(|e| SinkError::Build {
-        table: table.into(),
-        reason: e.to_string(),
-    })
+pub fn batch(table: &str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch, SinkError> {
+    RecordBatch::try_new(schema, columns).map_err(|e| SinkError::Build { table: table.into(), reason: e.to_string() })
 }
 
 /// `(call_id, content_sha256)` of every call already in `<out>/calls`, so reruns can skip them.
@@ -138,19 +115,13 @@ pub fn existing_calls(out_dir: &Path) -> Result<Vec<(String, String)>, SinkError
     if !root.exists() {
         return Ok(found);
     }
-    for entry in walkdir::WalkDir::new(&root)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
+    for entry in walkdir::WalkDir::new(&root).into_iter().filter_map(Result::ok) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy();
         if !entry.file_type().is_file() || name.starts_with('.') || !name.ends_with(".parquet") {
             continue;
         }
-        let fail = |reason: String| SinkError::Read {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let fail = |reason: String| SinkError::Read { path: path.to_path_buf(), reason };
         let file = fs::File::open(path).map_err(|e| fail(e.to_string()))?;
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| fail(e.to_string()))?
@@ -165,9 +136,7 @@ pub fn existing_calls(out_dir: &Path) -> Result<Vec<(String, String)>, SinkError
                     .ok_or_else(|| fail(format!("no {name} column")))
             };
             let (ids, hashes) = (strings("call_id")?, strings("content_sha256")?);
-            found.extend(
-                (0..ids.len()).map(|i| (ids.value(i).to_string(), hashes.value(i).to_string())),
-            );
+            found.extend((0..ids.len()).map(|i| (ids.value(i).to_string(), hashes.value(i).to_string())));
         }
     }
     Ok(found)
@@ -192,22 +161,19 @@ mod tests {
         let b = batch(
             "t",
             schema,
-            vec![
-                Arc::new(Date32Array::from(vec![d1, d2, d1])),
-                Arc::new(Int32Array::from(vec![1, 2, 3])),
-            ],
+            vec![Arc::new(Date32Array::from(vec![d1, d2, d1])), Arc::new(Int32Array::from(vec![1, 2, 3]))],
         )
         .unwrap();
-        let files = write_partitioned(dir.path(), "t", "r1", &b).unwrap();
-        assert_eq!(files.len(), 2);
+        let files = write_partitioned(dir.path(), "t", "r1", &b, &[d1 + 5]).unwrap();
+        assert_eq!(files.len(), 3);
+        assert!(files[2].ends_with("t/call_date=2026-11-25/part-r1.parquet"), "an empty file for a day without rows");
         assert!(files[0].ends_with("t/call_date=2026-11-20/part-r1.parquet"));
         assert!(files[1].ends_with("t/call_date=2026-11-21/part-r1.parquet"));
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            fs::File::open(&files[0]).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&files[0]).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
         // call_date is in the path only.
         assert_eq!(reader.schema().fields().len(), 1);
         let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
@@ -225,15 +191,9 @@ mod tests {
     fn unwritable_destinations_are_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("t"), b"a file where a folder should be").unwrap();
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "call_date",
-            DataType::Date32,
-            false,
-        )]));
+        let schema = Arc::new(Schema::new(vec![Field::new("call_date", DataType::Date32, false)]));
         let b = batch("t", schema, vec![Arc::new(Date32Array::from(vec![0]))]).unwrap();
-        let err = write_partitioned(dir.path(), "t", "r", &b)
-            .unwrap_err()
-            .to_string();
+        let err = write_partitioned(dir.path(), "t", "r", &b, &[]).unwrap_err().to_string();
         assert!(err.contains("call_date=1970-01-01"), "{err}");
     }
 }

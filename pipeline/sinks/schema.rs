@@ -9,10 +9,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub const PIPELINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn col(name: &str, data_type: DataType, nullable: bool, description: &str) -> Field {
-    Field::new(name, data_type, nullable).with_metadata(HashMap::from([(
-        "description".to_string(),
-        description.to_string(),
-    )]))
+    Field::new(name, data_type, nullable)
+        .with_metadata(HashMap::from([("description".to_string(), description.to_string())]))
 }
 
 fn utc() -> DataType {
@@ -45,6 +43,20 @@ pub fn calls() -> Table {
             col("model", DataType::Utf8, true, "Whisper model file stem used; null without ASR."),
             col("utterances", DataType::Int32, false, "Utterance rows written for this call."),
             col("dropped_utterances", DataType::Int32, false, "Whisper segments dropped as non-speech (hallucinated credits, repetition loops, text on silence)."),
+            col("agent_talk_s", DataType::Float64, true, "Seconds the agent spoke (detected speech, crosstalk removed); null on mono."),
+            col("customer_talk_s", DataType::Float64, true, "Seconds the customer spoke; null on mono."),
+            col("overlap_s", DataType::Float64, true, "Seconds both spoke at once; null on mono."),
+            col("speech_s", DataType::Float64, false, "Seconds anyone spoke (union of all channels)."),
+            col("interruptions_by_agent", DataType::Int32, true, "Times the agent talked over the customer (see README: interruption); null on mono."),
+            col("interruptions_by_customer", DataType::Int32, true, "Times the customer talked over the agent; null on mono."),
+            col("silence_s", DataType::Float64, false, "Total dead air: gaps of at least silence.min_s between the first and last speech."),
+            col("silence_events", DataType::Int32, false, "Number of dead-air gaps of at least silence.min_s."),
+            col("silence_max_s", DataType::Float64, false, "Longest dead-air gap (0 when none)."),
+            col("first_agent_speech_s", DataType::Float64, true, "Seconds from the start of the recording to the agent's first speech; null on mono or if the agent never spoke."),
+            col("agent_rate", DataType::Float64, true, "Agent speaking rate in rate_unit over the agent's speech time; null on mono or without ASR."),
+            col("customer_rate", DataType::Float64, true, "Customer speaking rate in rate_unit; null on mono or without ASR."),
+            col("overall_rate", DataType::Float64, true, "Speaking rate of all speech in the call (the rate of mono recordings); null without ASR."),
+            col("rate_unit", DataType::Utf8, true, "'cpm' (Chinese characters per minute) or 'wpm' (words per minute); null without ASR."),
             col("pipeline_version", DataType::Utf8, false, "callqa version that produced the row."),
             col("run_id", DataType::Utf8, false, "Identifier of the callqa run that produced the row."),
             col("processed_at", utc(), false, "When the row was produced (UTC)."),
@@ -57,60 +69,39 @@ pub fn utterances() -> Table {
         name: "utterances",
         description: "One row per transcribed utterance (Whisper segment) of one speaker.",
         schema: Arc::new(Schema::new(vec![
-            col(
-                "call_id",
-                DataType::Utf8,
-                false,
-                "Call identifier (joins calls.call_id).",
-            ),
-            col(
-                "call_date",
-                DataType::Date32,
-                false,
-                "Date of the call (UTC); also the partition key.",
-            ),
-            col(
-                "speaker",
-                DataType::Utf8,
-                false,
-                "'agent', 'customer', or 'mixed' for mono recordings.",
-            ),
-            col(
-                "start_s",
-                DataType::Float64,
-                false,
-                "Start, seconds from the start of the recording.",
-            ),
-            col(
-                "end_s",
-                DataType::Float64,
-                false,
-                "End, seconds from the start of the recording.",
-            ),
-            col(
-                "text",
-                DataType::Utf8,
-                false,
-                "Transcript; Chinese normalised to Simplified characters.",
-            ),
-            col(
-                "avg_logprob",
-                DataType::Float32,
-                false,
-                "Mean token log-probability (closer to 0 = more confident).",
-            ),
-            col(
-                "no_speech_prob",
-                DataType::Float32,
-                false,
-                "Whisper's probability that the segment holds no speech.",
-            ),
+            col("call_id", DataType::Utf8, false, "Call identifier (joins calls.call_id)."),
+            col("call_date", DataType::Date32, false, "Date of the call (UTC); also the partition key."),
+            col("speaker", DataType::Utf8, false, "'agent', 'customer', or 'mixed' for mono recordings."),
+            col("start_s", DataType::Float64, false, "Start, seconds from the start of the recording."),
+            col("end_s", DataType::Float64, false, "End, seconds from the start of the recording."),
+            col("text", DataType::Utf8, false, "Transcript; Chinese normalised to Simplified characters."),
+            col("avg_logprob", DataType::Float32, false, "Mean token log-probability (closer to 0 = more confident)."),
+            col("no_speech_prob", DataType::Float32, false, "Whisper's probability that the segment holds no speech."),
+        ])),
+    }
+}
+
+pub fn events() -> Table {
+    Table {
+        name: "events",
+        description: "One row per moment worth a listen: dead air, interruptions, fast speech (and phrase rule hits).",
+        schema: Arc::new(Schema::new(vec![
+            col("call_id", DataType::Utf8, false, "Call identifier (joins calls.call_id)."),
+            col("call_date", DataType::Date32, false, "Date of the call (UTC); also the partition key."),
+            col("kind", DataType::Utf8, false, "'silence', 'interruption', 'fast_speech', 'forbidden_phrase', 'required_phrase_missing' or 'metric_threshold'."),
+            col("speaker", DataType::Utf8, true, "Who did it: the interrupter, the fast speaker, who said the phrase; null for silence."),
+            col("start_s", DataType::Float64, false, "Start, seconds from the start of the recording."),
+            col("end_s", DataType::Float64, false, "End, seconds from the start of the recording."),
+            col("duration_s", DataType::Float64, false, "end_s - start_s."),
+            col("rule_id", DataType::Utf8, true, "Phrase rule or scorecard rule that produced the event; null for plain metrics."),
+            col("severity", DataType::Utf8, true, "'minor', 'major' or 'critical' for rule events; null for plain metrics."),
+            col("detail", DataType::Utf8, false, "What happened, in words (e.g. who was interrupted, measured rate, matched text)."),
         ])),
     }
 }
 
 pub fn all_tables() -> Vec<Table> {
-    vec![calls(), utterances()]
+    vec![calls(), utterances(), events()]
 }
 
 /// Human-readable description of every table, for `callqa schema`.
@@ -127,10 +118,7 @@ pub fn describe() -> String {
                 (_, true) => "null",
                 (_, false) => "not null",
             };
-            let description = field
-                .metadata()
-                .get("description")
-                .map_or("", String::as_str);
+            let description = field.metadata().get("description").map_or("", String::as_str);
             out.push_str(&format!(
                 "  {:<20} {:<28} {:<9} {}\n",
                 field.name(),
@@ -153,24 +141,14 @@ mod tests {
         for table in all_tables() {
             for field in table.schema.fields() {
                 assert!(
-                    field
-                        .metadata()
-                        .get("description")
-                        .is_some_and(|d| d.len() > 10),
+                    field.metadata().get("description").is_some_and(|d| d.len() > 10),
                     "{}.{}",
                     table.name,
                     field.name()
                 );
             }
             assert!(table.schema.field_with_name("call_id").is_ok());
-            assert_eq!(
-                table
-                    .schema
-                    .field_with_name("call_date")
-                    .unwrap()
-                    .data_type(),
-                &DataType::Date32
-            );
+            assert_eq!(table.schema.field_with_name("call_date").unwrap().data_type(), &DataType::Date32);
         }
         assert!(describe().contains("no_speech_prob"));
     }

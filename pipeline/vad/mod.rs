@@ -5,6 +5,9 @@
 //! hangover: a speech run starts on a frame above `threshold`, survives pauses shorter than
 //! `hangover_s`, and is kept only if it lasts `min_speech_s`. The stream is flushed at the end
 //! (the final partial frame is zero-padded), so speech running to the last sample is closed.
+//! On two-channel calls [`detect_call`] first removes each channel's crosstalk ([`bleed`]).
+
+pub mod bleed;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,15 +27,15 @@ pub struct VadSettings {
     pub hangover_s: f64,
     /// Speech runs shorter than this (seconds) are dropped as clicks. Default 0.12.
     pub min_speech_s: f64,
+    /// Two-channel calls: speech on one channel that is a copy of simultaneous speech on the
+    /// other (correlated) and at least this many dB quieter is the other party's crosstalk.
+    /// Default 10.
+    pub bleed_margin_db: f32,
 }
 
 impl Default for VadSettings {
     fn default() -> Self {
-        VadSettings {
-            threshold: 0.5,
-            hangover_s: 0.3,
-            min_speech_s: 0.12,
-        }
+        VadSettings { threshold: 0.5, hangover_s: 0.3, min_speech_s: 0.12, bleed_margin_db: 15.0 }
     }
 }
 
@@ -51,11 +54,7 @@ pub fn frame_scores(samples_16k: &[f32]) -> Vec<f32> {
 }
 
 /// Turn per-frame scores into speech intervals (seconds), with hangover and a minimum length.
-pub fn intervals_from_scores(
-    scores: &[f32],
-    frame_s: f64,
-    settings: &VadSettings,
-) -> Vec<SpeechInterval> {
+pub fn intervals_from_scores(scores: &[f32], frame_s: f64, settings: &VadSettings) -> Vec<SpeechInterval> {
     let mut runs: Vec<(usize, usize)> = Vec::new();
     let hangover_frames = (settings.hangover_s / frame_s).round() as usize;
     let mut current: Option<(usize, usize)> = None;
@@ -73,30 +72,38 @@ pub fn intervals_from_scores(
     }
     runs.extend(current);
     runs.into_iter()
-        .map(|(start, last)| SpeechInterval {
-            start_s: start as f64 * frame_s,
-            end_s: (last + 1) as f64 * frame_s,
-        })
+        .map(|(start, last)| SpeechInterval { start_s: start as f64 * frame_s, end_s: (last + 1) as f64 * frame_s })
         .filter(|iv| iv.duration_s() >= settings.min_speech_s)
         .collect()
 }
 
-/// Speech intervals of one 16 kHz channel, clipped to its length.
-pub fn detect(samples_16k: &[f32], settings: &VadSettings) -> Vec<SpeechInterval> {
-    let length_s = samples_16k.len() as f64 / 16_000.0;
-    let mut intervals = intervals_from_scores(&frame_scores(samples_16k), FRAME_S, settings);
+fn finish(scores: &[f32], length_samples: usize, settings: &VadSettings) -> Vec<SpeechInterval> {
+    let length_s = length_samples as f64 / 16_000.0;
+    let mut intervals = intervals_from_scores(scores, FRAME_S, settings);
     for iv in &mut intervals {
         iv.end_s = iv.end_s.min(length_s);
     }
     intervals
 }
 
+/// Speech intervals of one 16 kHz channel, clipped to its length.
+pub fn detect(samples_16k: &[f32], settings: &VadSettings) -> Vec<SpeechInterval> {
+    finish(&frame_scores(samples_16k), samples_16k.len(), settings)
+}
+
+/// Speech intervals of every channel of a call; with two channels, crosstalk is removed.
+pub fn detect_call(channels_16k: &[&[f32]], settings: &VadSettings) -> Vec<Vec<SpeechInterval>> {
+    let mut scores: Vec<Vec<f32>> = channels_16k.iter().map(|c| frame_scores(c)).collect();
+    if let [a, b] = channels_16k {
+        let [sa, sb] = scores.as_mut_slice() else { unreachable!("two channels") };
+        bleed::suppress([sa, sb], [a, b], FRAME_SAMPLES, settings.threshold, settings.bleed_margin_db);
+    }
+    scores.iter().zip(channels_16k).map(|(s, c)| finish(s, c.len(), settings)).collect()
+}
+
 /// Total seconds covered by intervals that overlap `[start_s, end_s)`.
 pub fn speech_within(intervals: &[SpeechInterval], start_s: f64, end_s: f64) -> f64 {
-    intervals
-        .iter()
-        .map(|iv| (iv.end_s.min(end_s) - iv.start_s.max(start_s)).max(0.0))
-        .sum()
+    intervals.iter().map(|iv| (iv.end_s.min(end_s) - iv.start_s.max(start_s)).max(0.0)).sum()
 }
 
 #[cfg(test)]
@@ -104,11 +111,7 @@ mod tests {
     use super::*;
 
     fn settings() -> VadSettings {
-        VadSettings {
-            threshold: 0.5,
-            hangover_s: 0.1,
-            min_speech_s: 0.05,
-        }
+        VadSettings { threshold: 0.5, hangover_s: 0.1, min_speech_s: 0.05, ..VadSettings::default() }
     }
 
     #[test]
@@ -132,40 +135,20 @@ mod tests {
             *s = 0.8;
         }
         let ivs = intervals_from_scores(&scores, 0.01, &settings());
-        assert_eq!(
-            ivs,
-            vec![SpeechInterval {
-                start_s: 0.30,
-                end_s: 0.40
-            }]
-        );
+        assert_eq!(ivs, vec![SpeechInterval { start_s: 0.30, end_s: 0.40 }]);
     }
 
     #[test]
     fn silence_and_a_pure_tone_are_not_speech() {
         assert!(detect(&vec![0.0; 16_000 * 3], &VadSettings::default()).is_empty());
-        let tone: Vec<f32> = (0..16_000 * 3)
-            .map(|i| 0.3 * (i as f32 * 0.2).sin())
-            .collect();
-        let covered: f64 = detect(&tone, &VadSettings::default())
-            .iter()
-            .map(|iv| iv.duration_s())
-            .sum();
+        let tone: Vec<f32> = (0..16_000 * 3).map(|i| 0.3 * (i as f32 * 0.2).sin()).collect();
+        let covered: f64 = detect(&tone, &VadSettings::default()).iter().map(|iv| iv.duration_s()).sum();
         assert!(covered < 0.5, "tone scored as {covered} s of speech");
     }
 
     #[test]
     fn speech_within_sums_overlaps() {
-        let ivs = [
-            SpeechInterval {
-                start_s: 1.0,
-                end_s: 2.0,
-            },
-            SpeechInterval {
-                start_s: 3.0,
-                end_s: 5.0,
-            },
-        ];
+        let ivs = [SpeechInterval { start_s: 1.0, end_s: 2.0 }, SpeechInterval { start_s: 3.0, end_s: 5.0 }];
         assert!((speech_within(&ivs, 1.5, 4.0) - 1.5).abs() < 1e-9);
     }
 }

@@ -12,35 +12,22 @@ pub fn repo() -> PathBuf {
 
 /// `../shared/corpus` beside the checkout (or `$CALLQA_CORPUS`).
 pub fn corpus(file: &str) -> PathBuf {
-    let root = std::env::var_os("CALLQA_CORPUS")
-        .map_or_else(|| repo().join("../shared/corpus"), PathBuf::from);
+    let root = std::env::var_os("CALLQA_CORPUS").map_or_else(|| repo().join("../shared/corpus"), PathBuf::from);
     let path = root.join(file);
-    assert!(
-        path.exists(),
-        "corpus file {} is missing (is ../shared beside the checkout?)",
-        path.display()
-    );
+    assert!(path.exists(), "corpus file {} is missing (is ../shared beside the checkout?)", path.display());
     path
 }
 
 /// A fetched model; tests fail (not skip) when it is missing, naming the command.
 pub fn model(name: &str, weights: &str) -> PathBuf {
-    let dir =
-        std::env::var_os("CALLQA_MODELS_DIR").map_or_else(|| repo().join("models"), PathBuf::from);
+    let dir = std::env::var_os("CALLQA_MODELS_DIR").map_or_else(|| repo().join("models"), PathBuf::from);
     let path = dir.join(format!("ggml-{name}-{weights}.bin"));
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/fetch-model.sh {name} {weights}",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: run scripts/fetch-model.sh {name} {weights}", path.display());
     path
 }
 
 pub fn transcriber(weights: &str, language: &str) -> Transcriber {
-    let settings = AsrSettings {
-        language: language.into(),
-        ..Default::default()
-    };
+    let settings = AsrSettings { language: language.into(), ..Default::default() };
     Transcriber::load(&model("base", weights), settings).expect("model loads")
 }
 
@@ -51,22 +38,13 @@ pub fn transcribe_file(t: &Transcriber, file: &PathBuf) -> Vec<Utterance> {
     let mut out = Vec::new();
     for ch in callqa::audio::to_speaker_channels(&audio, 0).unwrap() {
         let speech = callqa::vad::detect(&ch.samples_16k, &Default::default());
-        out.extend(
-            worker
-                .transcribe(ch.speaker, &ch.samples_16k, &speech)
-                .unwrap()
-                .utterances,
-        );
+        out.extend(worker.transcribe(ch.speaker, &ch.samples_16k, &speech).unwrap().utterances);
     }
     out
 }
 
 pub fn joined_text(utterances: &[Utterance]) -> String {
-    utterances
-        .iter()
-        .map(|u| u.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+    utterances.iter().map(|u| u.text.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 /// The reference transcript of a corpus file, from MANIFEST.tsv.
@@ -74,10 +52,7 @@ pub fn reference(file: &str) -> String {
     let manifest = std::fs::read_to_string(corpus("MANIFEST.tsv")).unwrap();
     let mut lines = manifest.lines();
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-    let col = header
-        .iter()
-        .position(|h| *h == "reference_transcript")
-        .unwrap();
+    let col = header.iter().position(|h| *h == "reference_transcript").unwrap();
     lines
         .map(|l| l.split('\t').collect::<Vec<_>>())
         .find(|cols| cols[0] == file)
@@ -98,18 +73,29 @@ pub fn read_table(out: &std::path::Path, table: &str) -> Vec<std::collections::B
         if !entry.file_type().is_file() || !name.ends_with(".parquet") || name.starts_with('.') {
             continue;
         }
-        let date = entry.path().parent().unwrap().file_name().unwrap().to_string_lossy().trim_start_matches("call_date=").to_string();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(entry.path()).unwrap())
+        let date = entry
+            .path()
+            .parent()
             .unwrap()
-            .build()
-            .unwrap();
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("call_date=")
+            .to_string();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(entry.path()).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
             let mut buf = Vec::new();
             let mut writer = arrow::json::ArrayWriter::new(&mut buf);
             writer.write(&batch).unwrap();
             writer.finish().unwrap();
-            let parsed: Vec<std::collections::BTreeMap<String, serde_json::Value>> = serde_json::from_slice(&buf).unwrap_or_default();
+            let parsed: Vec<std::collections::BTreeMap<String, serde_json::Value>> =
+                serde_json::from_slice(&buf).unwrap_or_default();
             assert_eq!(parsed.len(), batch.num_rows());
             for mut row in parsed {
                 row.insert("call_date".into(), serde_json::Value::String(date.clone()));
