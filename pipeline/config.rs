@@ -12,9 +12,11 @@ use crate::metrics::interruption::InterruptionSettings;
 use crate::metrics::rate::RateSettings;
 use crate::metrics::silence::SilenceSettings;
 use crate::metrics::MetricSettings;
+use crate::rules::scorecard::ScorecardSettings;
+use crate::rules::{MatchSettings, PhraseRule};
 use crate::vad::VadSettings;
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub decode: DecodeSettings,
@@ -24,6 +26,28 @@ pub struct Config {
     pub silence: SilenceSettings,
     pub interruption: InterruptionSettings,
     pub rate: RateSettings,
+    pub matching: MatchSettings,
+    pub scorecard: ScorecardSettings,
+    /// Phrase rules (`[[phrases]]`); the default is the built-in lexicon. A config that lists
+    /// any `[[phrases]]` replaces the whole list.
+    pub phrases: Vec<PhraseRule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            decode: DecodeSettings::default(),
+            channels: ChannelSettings::default(),
+            vad: VadSettings::default(),
+            asr: AsrSettings::default(),
+            silence: SilenceSettings::default(),
+            interruption: InterruptionSettings::default(),
+            rate: RateSettings::default(),
+            matching: MatchSettings::default(),
+            scorecard: ScorecardSettings::default(),
+            phrases: crate::rules::lexicon::default_rules(),
+        }
+    }
 }
 
 /// `[decode]` settings.
@@ -82,6 +106,18 @@ impl Config {
                     .into(),
             );
         }
+        let mut ids = std::collections::HashSet::new();
+        for rule in &self.phrases {
+            if !ids.insert(rule.id.as_str()) {
+                return Err(format!("phrase rule id {:?} is used twice", rule.id));
+            }
+            if rule.patterns.iter().all(|p| p.trim().is_empty()) {
+                return Err(format!("phrase rule {:?} has no patterns", rule.id));
+            }
+            if rule.points < 0.0 {
+                return Err(format!("phrase rule {:?} has negative points", rule.id));
+            }
+        }
         if !(0.0..=1.0).contains(&self.vad.threshold) {
             return Err("vad.threshold must be between 0 and 1".into());
         }
@@ -122,5 +158,11 @@ mod tests {
         assert_eq!(c.asr.language, "zh");
         assert_eq!(c.asr.beam_size, AsrSettings::default().beam_size);
         assert!(Config::parse("[channels]\nagent_channel = 3\n").unwrap_err().contains("agent_channel"));
+        let twice =
+            "[[phrases]]\nid = \"x\"\nkind = \"forbidden\"\npatterns = [\"a\"]\nseverity = \"minor\"\npoints = 1\n";
+        assert!(Config::parse(&twice.repeat(2)).unwrap_err().contains("used twice"));
+        let custom = Config::parse(twice).unwrap();
+        assert_eq!(custom.phrases.len(), 1, "a config's [[phrases]] replace the default lexicon");
+        assert!(Config::parse(&twice.replace("kind", "knd")).unwrap_err().contains("knd"));
     }
 }

@@ -6,6 +6,7 @@
 //! - [`vad`]: a channel -> speech intervals.
 //! - [`asr`]: speech of a channel -> utterances (whisper.cpp through whisper-rs).
 //! - [`metrics`]: speech intervals and utterances -> talk time, silence, interruptions, rate, events.
+//! - [`rules`]: utterances + metrics -> phrase-rule events and the QA score.
 //! - [`sinks`]: records -> Parquet tables.
 //!
 //! [`run`] wires the stages into a batch over many calls; [`config`] holds every setting.
@@ -18,6 +19,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod record;
+pub mod rules;
 pub mod run;
 pub mod sinks;
 pub mod textnorm;

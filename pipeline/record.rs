@@ -156,4 +156,30 @@ pub struct Event {
     pub severity: Option<Severity>,
     /// Human-readable specifics (what was matched, how fast, who was interrupted).
     pub detail: String,
+    /// Phrase hits: the words as recognised, whether they matched exactly or by sound, and
+    /// how closely (1.0 = identical sound).
+    pub matched_text: Option<String>,
+    pub match_type: Option<&'static str>,
+    pub similarity: Option<f64>,
+    /// Points this event deducts from the call's qa_score (a rule deducts once per call).
+    pub points: Option<f64>,
+}
+
+impl Event {
+    /// A plain metric event (no rule, no deduction).
+    pub fn metric(kind: EventKind, speaker: Option<Speaker>, start_s: f64, end_s: f64, detail: String) -> Event {
+        Event {
+            kind,
+            speaker,
+            start_s,
+            end_s,
+            rule_id: None,
+            severity: None,
+            detail,
+            matched_text: None,
+            match_type: None,
+            similarity: None,
+            points: None,
+        }
+    }
 }

@@ -21,10 +21,10 @@ use crate::asr::{AsrError, AsrWorker, Transcriber};
 use crate::config::Config;
 use crate::ingest::{self, IngestError};
 use crate::metrics::{self, CallMetrics};
-use crate::record::{CallSource, Event, Speaker, SpeechInterval, Utterance};
+use crate::record::{CallSource, Event, EventKind, Speaker, SpeechInterval, Utterance};
 use crate::sinks::parquet::SinkError;
 use crate::sinks::{self, tables};
-use crate::{audio, model, vad};
+use crate::{audio, model, rules, vad};
 
 /// Where a call failed: a fixed vocabulary for logs and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +103,15 @@ pub struct ProcessedCall {
     pub dropped: DropCounts,
     pub metrics: CallMetrics,
     pub events: Vec<Event>,
+    /// The scorecard; `None` when nothing was transcribed (phrase rules need words).
+    pub scores: Option<Scores>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    pub forbidden_hits: u32,
+    pub required_missing: u32,
+    pub qa_score: f64,
 }
 
 enum Outcome {
@@ -196,7 +205,20 @@ pub fn process_call(
             configured => Some(configured.to_string()),
         };
     }
-    let (metrics, events) = metrics::compute(&speech, &utterances, language.as_deref(), &config.metric_settings());
+    let (metrics, mut events) = metrics::compute(&speech, &utterances, language.as_deref(), &config.metric_settings());
+    let scores = language.as_deref().map(|language| {
+        let call =
+            rules::CallText { utterances: &utterances, speech: &speech, duration_s: decoded.duration_s(), language };
+        let phrase_events = rules::evaluate(&config.phrases, &config.matching, &call);
+        let count = |kind: EventKind| phrase_events.iter().filter(|e| e.kind == kind).count() as u32;
+        let (forbidden_hits, required_missing) =
+            (count(EventKind::ForbiddenPhrase), count(EventKind::RequiredPhraseMissing));
+        let deductions = rules::scorecard::metric_deductions(&metrics, &events, &config.scorecard);
+        events.extend(phrase_events);
+        events.extend(deductions);
+        Scores { forbidden_hits, required_missing, qa_score: rules::scorecard::qa_score(&events) }
+    });
+    events.sort_by(|a, b| a.start_s.total_cmp(&b.start_s).then(a.kind.cmp(&b.kind)));
     Ok(ProcessedCall {
         source: source.clone(),
         content_sha256,
@@ -210,6 +232,7 @@ pub fn process_call(
         dropped,
         metrics,
         events,
+        scores,
     })
 }
 

@@ -44,18 +44,16 @@ pub fn interruptions(
         let spoken_before = x.start_s - y.start_s;
         let overlap = x.end_s.min(y.end_s) - x.start_s;
         if spoken_before >= settings.grace_s && overlap >= settings.min_overlap_s {
-            events.push(Event {
-                kind: EventKind::Interruption,
-                speaker: Some(by.0),
-                start_s: x.start_s,
-                end_s: x.start_s + overlap,
-                rule_id: None,
-                severity: None,
-                detail: format!(
+            events.push(Event::metric(
+                EventKind::Interruption,
+                Some(by.0),
+                x.start_s,
+                x.start_s + overlap,
+                format!(
                     "{} started after the {} had spoken {:.1} s; both spoke for {:.1} s",
                     by.0, of.0, spoken_before, overlap
                 ),
-            });
+            ));
         }
     }
     events

@@ -90,14 +90,14 @@ pub fn fast_speech_events(utterances: &[Utterance], unit: RateUnit, settings: &R
         .filter(|u| u.end_s - u.start_s >= settings.min_utterance_s)
         .filter_map(|u| {
             let r = rate(units(&u.text, unit), u.end_s - u.start_s)?;
-            (r > limit).then(|| Event {
-                kind: EventKind::FastSpeech,
-                speaker: Some(u.speaker),
-                start_s: u.start_s,
-                end_s: u.end_s,
-                rule_id: None,
-                severity: None,
-                detail: format!("{r:.0} {} (limit {limit:.0})", unit.as_str()),
+            (r > limit).then(|| {
+                Event::metric(
+                    EventKind::FastSpeech,
+                    Some(u.speaker),
+                    u.start_s,
+                    u.end_s,
+                    format!("{r:.0} {} (limit {limit:.0})", unit.as_str()),
+                )
             })
         })
         .collect()

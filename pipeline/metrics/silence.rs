@@ -34,14 +34,14 @@ pub fn silence_events(speech: &[&[SpeechInterval]], settings: &SilenceSettings) 
     gaps(&union(speech))
         .into_iter()
         .filter(|g| g.duration_s() >= settings.min_s)
-        .map(|g| Event {
-            kind: EventKind::Silence,
-            speaker: None,
-            start_s: g.start_s,
-            end_s: g.end_s,
-            rule_id: None,
-            severity: None,
-            detail: format!("nobody spoke for {:.1} s", g.duration_s()),
+        .map(|g| {
+            Event::metric(
+                EventKind::Silence,
+                None,
+                g.start_s,
+                g.end_s,
+                format!("nobody spoke for {:.1} s", g.duration_s()),
+            )
         })
         .collect()
 }

@@ -57,6 +57,9 @@ pub fn calls() -> Table {
             col("customer_rate", DataType::Float64, true, "Customer speaking rate in rate_unit; null on mono or without ASR."),
             col("overall_rate", DataType::Float64, true, "Speaking rate of all speech in the call (the rate of mono recordings); null without ASR."),
             col("rate_unit", DataType::Utf8, true, "'cpm' (Chinese characters per minute) or 'wpm' (words per minute); null without ASR."),
+            col("forbidden_hits", DataType::Int32, true, "Banned-phrase hits (events of kind forbidden_phrase); null without ASR."),
+            col("required_missing", DataType::Int32, true, "Required phrases missing where required (events of kind required_phrase_missing); null without ASR."),
+            col("qa_score", DataType::Float64, true, "100 minus the points of every events row of the call, floored at 0; null without ASR."),
             col("pipeline_version", DataType::Utf8, false, "callqa version that produced the row."),
             col("run_id", DataType::Utf8, false, "Identifier of the callqa run that produced the row."),
             col("processed_at", utc(), false, "When the row was produced (UTC)."),
@@ -96,6 +99,10 @@ pub fn events() -> Table {
             col("rule_id", DataType::Utf8, true, "Phrase rule or scorecard rule that produced the event; null for plain metrics."),
             col("severity", DataType::Utf8, true, "'minor', 'major' or 'critical' for rule events; null for plain metrics."),
             col("detail", DataType::Utf8, false, "What happened, in words (e.g. who was interrupted, measured rate, matched text)."),
+            col("matched_text", DataType::Utf8, true, "forbidden_phrase: the words as recognised; null otherwise."),
+            col("match_type", DataType::Utf8, true, "forbidden_phrase: 'exact' (same characters/words) or 'fuzzy' (same sound, or within the edit budget)."),
+            col("similarity", DataType::Float64, true, "forbidden_phrase: 1 - edits / phrase length, by sound (1.0 for homophones)."),
+            col("points", DataType::Float64, true, "Points this row deducts from calls.qa_score (a rule deducts once per call; later hits carry 0)."),
         ])),
     }
 }

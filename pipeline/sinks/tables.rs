@@ -67,6 +67,9 @@ pub fn calls(calls: &[ProcessedCall], ctx: &RowContext) -> Result<RecordBatch, S
         f64_opt(calls.iter().map(|c| c.metrics.customer_rate)),
         f64_opt(calls.iter().map(|c| c.metrics.overall_rate)),
         Arc::new(StringArray::from_iter(calls.iter().map(|c| c.metrics.rate_unit.map(|u| u.as_str())))),
+        i32_opt(calls.iter().map(|c| c.scores.map(|s| s.forbidden_hits))),
+        i32_opt(calls.iter().map(|c| c.scores.map(|s| s.required_missing))),
+        f64_opt(calls.iter().map(|c| c.scores.map(|s| s.qa_score))),
         strings(std::iter::repeat_n(schema::PIPELINE_VERSION, n)),
         strings(std::iter::repeat_n(ctx.run_id, n)),
         utc_micros(std::iter::repeat_n(Some(ctx.processed_at.timestamp_micros()), n)),
@@ -104,6 +107,10 @@ pub fn events(calls: &[ProcessedCall]) -> Result<RecordBatch, SinkError> {
         Arc::new(StringArray::from_iter(rows.iter().map(|(_, e)| e.rule_id.as_deref()))),
         Arc::new(StringArray::from_iter(rows.iter().map(|(_, e)| e.severity.map(|s| s.as_str())))),
         strings(rows.iter().map(|(_, e)| e.detail.as_str())),
+        Arc::new(StringArray::from_iter(rows.iter().map(|(_, e)| e.matched_text.as_deref()))),
+        Arc::new(StringArray::from_iter(rows.iter().map(|(_, e)| e.match_type))),
+        f64_opt(rows.iter().map(|(_, e)| e.similarity)),
+        f64_opt(rows.iter().map(|(_, e)| e.points)),
     ];
     batch(t.name, t.schema, columns)
 }
