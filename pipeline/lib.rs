@@ -8,7 +8,9 @@
 //! - [`metrics`]: speech intervals and utterances -> talk time, silence, interruptions, rate, events.
 //! - [`rules`]: utterances + metrics -> phrase-rule events and the QA score.
 //! - [`sinks`]: records -> Parquet tables.
+//! - [`sampling`]: a month of scored calls -> calls for human review, and weighted estimates.
 //!
+//! [`review`] draws the monthly human-review sample and writes the agent report.
 //! [`run`] wires the stages into a batch over many calls; [`config`] holds every setting.
 //! - [`model`]: Whisper weights (CTranslate2 -> GGML conversion, registry).
 pub mod asr;
@@ -19,8 +21,10 @@ pub mod ingest;
 pub mod metrics;
 pub mod model;
 pub mod record;
+pub mod review;
 pub mod rules;
 pub mod run;
+pub mod sampling;
 pub mod sinks;
 pub mod textnorm;
 pub mod vad;

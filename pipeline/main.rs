@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use callqa::config::Config;
 use callqa::model::{self, WeightType};
 use callqa::run::RunOptions;
+use callqa::sampling::SampleSettings;
 
 #[derive(Parser)]
 #[command(name = "callqa", version, about = "Call-centre QA analytics: call recordings in, Parquet tables out")]
@@ -53,6 +54,36 @@ enum Command {
         clips: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Draw (or extend) a month's sample of calls for human review: writes OUT/samples.
+    Sample {
+        /// The output folder of `callqa run`.
+        #[arg(long)]
+        out: PathBuf,
+        /// YYYY-MM
+        #[arg(long)]
+        month: String,
+        /// Share of the month's calls to select at least.
+        #[arg(long, default_value_t = 0.05)]
+        rate: f64,
+        /// Calls every agent gets at least (or all of theirs).
+        #[arg(long, default_value_t = 8)]
+        min_per_agent: usize,
+        /// Inclusion probability of calls the pipeline flagged.
+        #[arg(long, default_value_t = 0.5)]
+        risk_inclusion: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Write a month's agent_month table and HTML report (OUT/reports/qa-YYYY-MM.html).
+    Report {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        month: String,
+        /// Seed used if the month has no sample yet.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Print every table's columns, types and descriptions.
     Schema,
@@ -158,6 +189,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let truth_path = out.with_extension("truth.json");
             std::fs::write(&truth_path, serde_json::to_string_pretty(&truth)?)?;
             println!("wrote {} ({:.1} s) and {}", out.display(), truth.duration_s, truth_path.display());
+        }
+        Command::Sample { out, month, rate, min_per_agent, risk_inclusion, seed } => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&rate) && (0.0..=1.0).contains(&risk_inclusion),
+                "--rate and --risk-inclusion are shares between 0 and 1"
+            );
+            let settings = SampleSettings { rate, min_per_agent, risk_inclusion, seed };
+            let (selected, total) = callqa::review::sample(&out, &month, &settings)?;
+            let risk = selected.iter().filter(|s| s.stratum == "risk").count();
+            println!(
+                "{month}: {} of {total} calls selected ({:.1}%; {risk} risk, {} random) -> {}",
+                selected.len(),
+                100.0 * selected.len() as f64 / total.max(1) as f64,
+                selected.len() - risk,
+                out.join("samples").display()
+            );
+        }
+        Command::Report { out, month, seed } => {
+            let files = callqa::review::report(&out, &month, &SampleSettings { seed, ..Default::default() })?;
+            println!(
+                "{} agents; agent_month: {}; report: {}",
+                files.agents.len() - 1,
+                files.agent_month.display(),
+                files.html.display()
+            );
         }
         Command::Schema => print!("{}", callqa::sinks::schema::describe()),
         Command::Config { file } => print!("{}", load_config(file.as_deref())?.to_toml()),

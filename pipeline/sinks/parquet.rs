@@ -108,6 +108,47 @@ pub fn batch(table: &str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<R
     RecordBatch::try_new(schema, columns).map_err(|e| SinkError::Build { table: table.into(), reason: e.to_string() })
 }
 
+/// Every batch of `<out>/<table>` whose partition folder (`key=value`) passes `keep`.
+pub fn read_partitions(
+    out_dir: &Path,
+    table: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<(String, RecordBatch)>, SinkError> {
+    let root = out_dir.join(table);
+    let mut found = Vec::new();
+    if !root.exists() {
+        return Ok(found);
+    }
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&root)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy();
+            e.file_type().is_file() && !name.starts_with('.') && name.ends_with(".parquet")
+        })
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    for path in files {
+        let partition =
+            path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let value = partition.split_once('=').map_or(partition.as_str(), |(_, v)| v).to_string();
+        if !keep(&value) {
+            continue;
+        }
+        let fail = |reason: String| SinkError::Read { path: path.clone(), reason };
+        let file = fs::File::open(&path).map_err(|e| fail(e.to_string()))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| fail(e.to_string()))?
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        for batch in reader {
+            found.push((value.clone(), batch.map_err(|e| fail(e.to_string()))?));
+        }
+    }
+    Ok(found)
+}
+
 /// `(call_id, content_sha256)` of every call already in `<out>/calls`, so reruns can skip them.
 pub fn existing_calls(out_dir: &Path) -> Result<Vec<(String, String)>, SinkError> {
     let root = out_dir.join("calls");

@@ -1,0 +1,189 @@
+//! Sampling, the agent report and the notebook on the output of a real `callqa run` (issue 7).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use callqa::assemble::{self, CallSpec, Codec, TurnSpec};
+use callqa::record::Speaker;
+use common::*;
+
+struct Month {
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Four calls of two agents in October 2026: the English fixtures and a Mandarin call from
+/// real recordings (which misses the required greeting, so it is flagged).
+fn month() -> &'static Month {
+    static MONTH: std::sync::OnceLock<Month> = std::sync::OnceLock::new();
+    MONTH.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let audio = dir.path().join("audio");
+        std::fs::create_dir_all(&audio).unwrap();
+        for name in ["en_support_pcm16", "en_support_mulaw", "en_support_mono"] {
+            std::fs::copy(repo().join(format!("fixtures/calls/{name}.wav")), audio.join(format!("{name}.wav")))
+                .unwrap();
+        }
+        let files = ["FireRedTeam__FireRedASR/BAC009S0764W0121.wav", "PaddlePaddle__PaddleSpeech/zh.wav"];
+        let clips: Vec<Vec<f32>> = files.iter().map(|f| assemble::load_clip(&corpus(f)).unwrap()).collect();
+        let spec = CallSpec {
+            sample_rate_hz: 8000,
+            codec: Codec::PcmS16,
+            mono: false,
+            bleed_db: None,
+            tail_s: 1.0,
+            turns: vec![
+                TurnSpec {
+                    speaker: Speaker::Agent,
+                    clip: files[0].into(),
+                    start_s: 0.5,
+                    text: String::new(),
+                    gain_db: 0.0,
+                },
+                TurnSpec {
+                    speaker: Speaker::Customer,
+                    clip: files[1].into(),
+                    start_s: 6.0,
+                    text: String::new(),
+                    gain_db: 0.0,
+                },
+            ],
+        };
+        std::fs::write(audio.join("zh.wav"), assemble::assemble_with(&spec, &clips).unwrap().0).unwrap();
+        std::fs::write(
+            dir.path().join("calls.csv"),
+            "path,call_id,agent_id,started_at\n\
+             audio/en_support_pcm16.wav,A1-1,A1,2026-10-05T09:00:00Z\n\
+             audio/en_support_mulaw.wav,A1-2,A1,2026-10-06T09:00:00Z\n\
+             audio/en_support_mono.wav,A2-1,A2,2026-10-07T09:00:00Z\n\
+             audio/zh.wav,A2-2,A2,2026-10-08T09:00:00Z\n",
+        )
+        .unwrap();
+        let out = dir.path().join("out");
+        let status = callqa_bin()
+            .args(["run", "--jobs", "2", "--input"])
+            .arg(dir.path().join("calls.csv"))
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Month { out, _dir: dir }
+    })
+}
+
+fn callqa(args: &[&str], out: &Path) -> String {
+    let output = callqa_bin().args(args).arg("--out").arg(out).output().unwrap();
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn sample_report_browser_and_notebook_on_a_real_run() {
+    let m = month();
+    let out = m.out.as_path();
+
+    // Sample: everyone gets their calls (fewer than the per-agent minimum), flagged ones are risk.
+    let first = callqa(&["sample", "--month", "2026-10"], out);
+    assert!(first.contains("4 of 4 calls selected"), "{first}");
+    let samples = read_table(out, "samples");
+    assert_eq!(samples.len(), 4);
+    let zh = samples.iter().find(|s| s["call_id"] == "A2-2").unwrap();
+    assert_eq!(zh["stratum"], "risk", "{zh:?}");
+    assert!(zh["reason"].as_str().unwrap().contains("required_phrase_missing"));
+    assert!(samples
+        .iter()
+        .all(|s| (0.0..=1.0).contains(&s["inclusion_prob"].as_f64().unwrap())
+            && s["inclusion_prob"].as_f64().unwrap() > 0.0));
+    // Deterministic: the same seed draws the same calls.
+    callqa(&["sample", "--month", "2026-10"], out);
+    let again: Vec<String> = read_table(out, "samples").iter().map(|s| s["call_id"].to_string()).collect();
+    assert_eq!(again, samples.iter().map(|s| s["call_id"].to_string()).collect::<Vec<_>>());
+    // A month without calls is a clear error.
+    let none = callqa_bin().args(["sample", "--month", "2025-01", "--out"]).arg(out).output().unwrap();
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no calls for 2025-01"));
+
+    // Report without human verdicts: rates and scores, no estimate yet.
+    callqa(&["report", "--month", "2026-10"], out);
+    let rows = read_table(out, "agent_month");
+    let agent = |id: &str| {
+        rows.iter().find(|r| r["agent_id"] == id).unwrap_or_else(|| panic!("{id} missing: {rows:?}")).clone()
+    };
+    assert_eq!(agent("A1")["calls"], 2);
+    assert_eq!(agent("ALL")["calls"], 4);
+    assert!(agent("A2")["required_missing_rate"].as_f64().unwrap() >= 0.5);
+    assert!(agent("ALL").get("fail_rate_est").is_none_or(serde_json::Value::is_null));
+
+    // Human verdicts arrive: the weighted estimate and its interval appear.
+    std::fs::create_dir_all(out.join("evaluations")).unwrap();
+    std::fs::write(out.join("evaluations/week1.csv"), "call_id,passed\nA1-1,true\nA1-2,true\nA2-1,true\nA2-2,false\n")
+        .unwrap();
+    callqa(&["report", "--month", "2026-10"], out);
+    let all = read_table(out, "agent_month").into_iter().find(|r| r["agent_id"] == "ALL").unwrap();
+    let (est, low, high) = (
+        all["fail_rate_est"].as_f64().unwrap(),
+        all["fail_rate_low"].as_f64().unwrap(),
+        all["fail_rate_high"].as_f64().unwrap(),
+    );
+    assert!(low <= est && est <= high && est > 0.0 && est < 1.0, "{low} {est} {high}");
+
+    // The page: self-contained, and a real browser renders it.
+    let html_path = out.join("reports/qa-2026-10.html");
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    for needle in ["Score distribution", "Calls to coach", "A2-2", "required_phrase_missing", "95% interval"] {
+        assert!(html.contains(needle), "{needle} missing from the report");
+    }
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains(" src="),
+        "the report must not load anything from the network"
+    );
+    let shots = tempfile::tempdir().unwrap();
+    let png = shots.path().join("report.png");
+    let browser = |extra: &[&str]| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", shots.path().join("profile").display()))
+            .args(extra)
+            .arg(format!("file://{}", html_path.display()))
+            .output()
+            .expect("chromium (scripts/setup.sh --test installs it)")
+    };
+    browser(&["--window-size=1200,1000", &format!("--screenshot={}", png.display())]);
+    let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "screenshot of {size} bytes");
+    let dom = String::from_utf8_lossy(&browser(&["--dump-dom"]).stdout).into_owned();
+    assert!(
+        dom.contains("Calls to coach") && dom.contains("<svg id=\"scores\""),
+        "rendered DOM: {}",
+        &dom[..dom.len().min(300)]
+    );
+
+    // The notebook a QA manager runs, executed end to end on this output.
+    let python =
+        std::env::var("CALLQA_PYTHON").unwrap_or_else(|_| repo().join(".venv/bin/python").display().to_string());
+    let executed = shots.path().join("executed.ipynb");
+    let nb = Command::new(&python)
+        .args(["-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--output"])
+        .arg(&executed)
+        .arg(repo().join("examples/qa_month.ipynb"))
+        .env("CALLQA_OUT", out)
+        .env("CALLQA_MONTH", "2026-10")
+        .current_dir(shots.path())
+        .output()
+        .unwrap();
+    assert!(nb.status.success(), "notebook failed: {}", String::from_utf8_lossy(&nb.stderr));
+    let text = std::fs::read_to_string(&executed).unwrap();
+    assert!(text.contains("A2-2") && text.contains("listen_at"), "notebook output lacks the calls to coach");
+}
