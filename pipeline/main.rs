@@ -44,6 +44,9 @@ enum Command {
         /// Process calls again even if OUT already holds them with identical audio.
         #[arg(long)]
         reprocess: bool,
+        /// Also write the run summary (counts, audio and wall seconds, seconds per stage) as JSON.
+        #[arg(long)]
+        stats: Option<PathBuf>,
     },
     /// Build a test call from clips and a TOML spec, with its ground truth (WAV + .truth.json).
     Assemble {
@@ -163,7 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 quantize.name()
             );
         }
-        Command::Run { input, out, config, model, jobs, no_asr, reprocess } => {
+        Command::Run { input, out, config, model, jobs, no_asr, reprocess, stats } => {
             let config = load_config(config.as_deref())?;
             let options = RunOptions { input, out_dir: out.clone(), config, model, jobs, no_asr, reprocess };
             let bar = progress_bar();
@@ -176,6 +179,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("failed: {failure}");
             }
             println!("{}", summary.line());
+            if let Some(path) = stats {
+                std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             println!("tables written under {}", out.display());
             return Ok(if summary.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS });
         }

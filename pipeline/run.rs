@@ -105,6 +105,30 @@ pub struct ProcessedCall {
     pub events: Vec<Event>,
     /// The scorecard; `None` when nothing was transcribed (phrase rules need words).
     pub scores: Option<Scores>,
+    /// Seconds spent in each stage on this call.
+    pub timings: StageTimes,
+}
+
+/// Seconds per stage, summed over calls (and `write` once per run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct StageTimes {
+    pub decode: f64,
+    pub resample: f64,
+    pub vad: f64,
+    pub asr: f64,
+    pub metrics_rules: f64,
+    pub write: f64,
+}
+
+impl StageTimes {
+    fn add(&mut self, other: &StageTimes) {
+        self.decode += other.decode;
+        self.resample += other.resample;
+        self.vad += other.vad;
+        self.asr += other.asr;
+        self.metrics_rules += other.metrics_rules;
+        self.write += other.write;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,7 +144,7 @@ enum Outcome {
     Failed(CallFailure),
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
 pub struct RunSummary {
     pub run_id: String,
     pub ok: usize,
@@ -128,9 +152,11 @@ pub struct RunSummary {
     pub skipped: usize,
     pub audio_s: f64,
     pub wall_s: f64,
+    #[serde(skip)]
     pub failures: Vec<CallFailure>,
     pub files: Vec<PathBuf>,
     pub model: Option<String>,
+    pub stage_s: StageTimes,
 }
 
 impl RunSummary {
@@ -174,16 +200,24 @@ pub fn process_call(
     config: &Config,
     asr: Option<&mut AsrWorker<'_>>,
 ) -> Result<ProcessedCall, (Stage, String)> {
+    let mut timings = StageTimes::default();
+    let clock = Instant::now();
     let decoded =
         audio::decode::decode_wav(bytes, config.decode.max_duration_s).map_err(|e| (Stage::Decode, e.to_string()))?;
     let agent_channel = source.agent_channel.unwrap_or(config.channels.agent_channel);
+    timings.decode = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
     let channels = audio::to_speaker_channels(&decoded, agent_channel).map_err(|e| (Stage::Resample, e.to_string()))?;
+    timings.resample = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
     let channel_audio: Vec<&[f32]> = channels.iter().map(|c| c.samples_16k.as_slice()).collect();
     let speech: Vec<(Speaker, Vec<SpeechInterval>)> =
         channels.iter().map(|c| c.speaker).zip(vad::detect_call(&channel_audio, &config.vad)).collect();
     let mut utterances = Vec::new();
     let mut dropped = DropCounts::default();
     let mut language = None;
+    timings.vad = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
     if let Some(worker) = asr {
         let mut seconds_by_language: Vec<(String, f64)> = Vec::new();
         for (channel, (_, intervals)) in channels.iter().zip(&speech) {
@@ -205,6 +239,8 @@ pub fn process_call(
             configured => Some(configured.to_string()),
         };
     }
+    timings.asr = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
     let (metrics, mut events) = metrics::compute(&speech, &utterances, language.as_deref(), &config.metric_settings());
     let scores = language.as_deref().map(|language| {
         let call =
@@ -219,6 +255,7 @@ pub fn process_call(
         Scores { forbidden_hits, required_missing, qa_score: rules::scorecard::qa_score(&events) }
     });
     events.sort_by(|a, b| a.start_s.total_cmp(&b.start_s).then(a.kind.cmp(&b.kind)));
+    timings.metrics_rules = clock.elapsed().as_secs_f64();
     Ok(ProcessedCall {
         source: source.clone(),
         content_sha256,
@@ -233,6 +270,7 @@ pub fn process_call(
         metrics,
         events,
         scores,
+        timings,
     })
 }
 
@@ -329,6 +367,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
             done += 1;
             match outcome {
                 Outcome::Done(call) => {
+                    summary.stage_s.add(&call.timings);
                     summary.ok += 1;
                     summary.audio_s += call.duration_s;
                     processed.push(*call);
@@ -349,10 +388,12 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     processed.sort_by(|a, b| a.source.call_id.cmp(&b.source.call_id));
     let processed_at = chrono::Utc::now();
     let context = tables::RowContext { run_id: &run_id, processed_at, model: summary.model.as_deref() };
+    let write_clock = Instant::now();
     let days: Vec<i32> = processed.iter().map(|c| sinks::parquet::date_to_days(c.source.call_date)).collect();
     for (table, batch) in tables::build_all(&processed, &context)? {
         summary.files.extend(sinks::parquet::write_partitioned(&options.out_dir, table, &run_id, &batch, &days)?);
     }
+    summary.stage_s.write = write_clock.elapsed().as_secs_f64();
     summary.wall_s = wall.elapsed().as_secs_f64();
     Ok(summary)
 }

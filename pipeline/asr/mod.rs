@@ -41,6 +41,9 @@ pub struct AsrSettings {
     /// Silence placed between speech intervals packed into one window (seconds); long enough
     /// that Whisper ends a segment there. Default 1.0.
     pub window_gap_s: f64,
+    /// Shrink the encoder's context to the window's length instead of a full 30 s (whisper.cpp
+    /// `audio_ctx`): less encoder work for short windows, at some risk to accuracy. Default false.
+    pub fit_audio_ctx: bool,
     /// Use flash attention in whisper.cpp (turns off `dtw_timestamps`). Default false.
     pub flash_attention: bool,
     /// Word timing by dynamic time warping over the model's alignment heads: far more
@@ -60,6 +63,7 @@ impl Default for AsrSettings {
             max_window_s: 28.0,
             window_pad_s: 0.2,
             window_gap_s: 1.0,
+            fit_audio_ctx: false,
             flash_attention: false,
             dtw_timestamps: true,
             filter: FilterSettings::default(),
@@ -199,7 +203,12 @@ impl<'t> AsrWorker<'t> {
             }
             let at_s = window.pieces[0].call_start_s;
             let transcriber: &'t Transcriber = self.transcriber;
-            let params = full_params(&transcriber.settings, self.threads);
+            let mut params = full_params(&transcriber.settings, self.threads);
+            if transcriber.settings.fit_audio_ctx {
+                // 1500 encoder frames span 30 s; keep a margin so the last words are not cut.
+                let frames = ((audio.len() as f64 / SAMPLE_RATE / 30.0) * 1500.0).ceil() as i32 + 64;
+                params.set_audio_ctx(frames.min(1500));
+            }
             self.state.full(params, &audio).map_err(|e| AsrError::Decode { speaker, at_s, reason: e.to_string() })?;
             let language =
                 whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or("unknown").to_string();

@@ -21,32 +21,36 @@ pub fn frame_energy_db(samples_16k: &[f32], frame: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Per frame, the largest normalised cross-correlation of `a` with `b` over lags in
+/// The largest normalised cross-correlation of frame `f` of `a` with `b` over lags in
 /// `-MAX_LAG..=MAX_LAG`.
-pub fn frame_correlation(a: &[f32], b: &[f32], frame: usize) -> Vec<f32> {
+pub fn correlation_at(a: &[f32], b: &[f32], f: usize, frame: usize) -> f32 {
     let n = a.len().min(b.len());
-    (0..n.div_ceil(frame))
-        .map(|f| {
-            let (start, end) = (f * frame, ((f + 1) * frame).min(n));
-            let xa = &a[start..end];
-            let energy_a: f32 = xa.iter().map(|s| s * s).sum();
-            let mut best = 0.0f32;
-            for lag in -(MAX_LAG as isize)..=MAX_LAG as isize {
-                let (from, to) = (start as isize + lag, end as isize + lag);
-                if from < 0 || to > n as isize {
-                    continue;
-                }
-                let xb = &b[from as usize..to as usize];
-                let energy_b: f32 = xb.iter().map(|s| s * s).sum();
-                let dot: f32 = xa.iter().zip(xb).map(|(x, y)| x * y).sum();
-                let denom = (energy_a * energy_b).sqrt();
-                if denom > 0.0 {
-                    best = best.max(dot.abs() / denom);
-                }
-            }
-            best
-        })
-        .collect()
+    let (start, end) = (f * frame, ((f + 1) * frame).min(n));
+    if start >= end {
+        return 0.0;
+    }
+    let xa = &a[start..end];
+    let energy_a: f32 = xa.iter().map(|s| s * s).sum();
+    let mut best = 0.0f32;
+    for lag in -(MAX_LAG as isize)..=MAX_LAG as isize {
+        let (from, to) = (start as isize + lag, end as isize + lag);
+        if from < 0 || to > n as isize {
+            continue;
+        }
+        let xb = &b[from as usize..to as usize];
+        let energy_b: f32 = xb.iter().map(|s| s * s).sum();
+        let dot: f32 = xa.iter().zip(xb).map(|(x, y)| x * y).sum();
+        let denom = (energy_a * energy_b).sqrt();
+        if denom > 0.0 {
+            best = best.max(dot.abs() / denom);
+        }
+    }
+    best
+}
+
+/// Per frame correlation (see [`correlation_at`]).
+pub fn frame_correlation(a: &[f32], b: &[f32], frame: usize) -> Vec<f32> {
+    (0..a.len().min(b.len()).div_ceil(frame)).map(|f| correlation_at(a, b, f, frame)).collect()
 }
 
 /// Zero the VAD scores of frames that are only the other channel's leak.
@@ -54,14 +58,13 @@ pub fn suppress(scores: [&mut Vec<f32>; 2], channels: [&[f32]; 2], frame: usize,
     let [a, b] = scores;
     let energy = [frame_energy_db(channels[0], frame), frame_energy_db(channels[1], frame)];
     let n = a.len().min(b.len()).min(energy[0].len()).min(energy[1].len());
-    let both_speech: Vec<usize> = (0..n).filter(|&i| a[i] >= threshold && b[i] >= threshold).collect();
-    if both_speech.is_empty() {
-        return;
-    }
-    // Correlation is costly; compute it only where both channels claim speech.
-    let correlation = frame_correlation(channels[0], channels[1], frame);
-    for i in both_speech {
-        if correlation.get(i).copied().unwrap_or(0.0) < MIN_CORRELATION {
+    for i in 0..n {
+        let level_gap = (energy[0][i] - energy[1][i]).abs();
+        // Correlation is costly: only where both channels claim speech at clearly different levels.
+        if a[i] < threshold || b[i] < threshold || level_gap < margin_db {
+            continue;
+        }
+        if correlation_at(channels[0], channels[1], i, frame) < MIN_CORRELATION {
             continue;
         }
         if energy[0][i] < energy[1][i] - margin_db {

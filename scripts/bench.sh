@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# End-to-end throughput: callqa against faster-whisper, side by side, same calls, same weights.
+#
+#   scripts/bench.sh            (THREADS=2 by default: the cores of this machine kind)
+#   BLEED_DB=-30 scripts/bench.sh   the same calls with -30 dB crosstalk between channels
+#
+# Assembles a fixed set of two-channel 8 kHz calls from ../shared/corpus, runs `callqa run`
+# (greedy and beam 5, --jobs 1 and 2) and faster-whisper (int8, VAD filter on, same thread
+# count, greedy and beam 5, channel by channel) on the CTranslate2 files the model fetch
+# downloaded, and prints throughput, seconds per stage, peak RSS and CER/WER, with the ratio
+# callqa / faster-whisper. faster-whisper lives in a throwaway venv.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/setup.sh"
+ct2="$("$root/scripts/fetch-model.sh" base q8_0 --ct2 | tail -n 1)"
+cd "$root"
+cargo build --release --quiet --bin callqa
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+python3 -m venv "$work/venv"
+"$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check faster-whisper==1.2.1 zhconv==1.4.3 pyarrow==26.0.1
+"$work/venv/bin/python" "$root/scripts/bench_e2e.py" \
+  --callqa "$root/target/release/callqa" --ct2 "$ct2" --corpus "${CALLQA_CORPUS:-$root/../shared/corpus}" \
+  --work "$work" --threads "${THREADS:-2}" ${BLEED_DB:+--bleed-db "$BLEED_DB"} ${CALLQA_ASR_EXTRA:+--extra-config "$CALLQA_ASR_EXTRA"}

@@ -1,0 +1,204 @@
+"""Driver of scripts/bench.sh: builds the call set, runs both engines, prints the table."""
+import argparse
+import csv
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import zhconv
+
+ZH = [
+    "wenet-e2e__wenet/aishell-BAC009S0724W0121.wav",
+    "FireRedTeam__FireRedASR/BAC009S0764W0121.wav",
+    "xingchensong__S3Tokenizer/BAC009S0764W0122.wav",
+    "PaddlePaddle__PaddleSpeech/zh.wav",
+    "modelscope__FunASR/asr_example.wav",
+    "yeyupiaoling__Whisper-Finetune/test.wav",
+    "FireRedTeam__FireRedASR/TEST_NET_Y0000000000_-KTKHdZ2fb8_S00000.wav",
+    "k2-fsa__sherpa/funasr-nano_far_2.wav",
+    "wenet-e2e__wenet/NST_example_ID001.wav",
+    "wenet-e2e__wenet/NST_example_ID002.wav",
+    "k2-fsa__sherpa/funasr-nano_dia_hunan.wav",
+    "k2-fsa__sherpa/funasr-nano_far_5.wav",
+]
+EN = [
+    "wenet-e2e__wenet/librispeech-1995-1837-0001.wav",
+    "k2-fsa__sherpa/1089-134686-0001.wav",
+    "k2-fsa__sherpa/1221-135766-0001.wav",
+    "k2-fsa__sherpa/1221-135766-0002.wav",
+    "ggerganov__whisper.cpp/jfk.wav",
+    "k2-fsa__icefall/Lab41-SRI-VOiCES-src-sp0307-ch127535-sg0042.wav",
+]
+
+FW = r"""
+import json, sys, time
+from faster_whisper import WhisperModel, decode_audio
+ct2, threads, beam, plan = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+model = WhisperModel(ct2, device="cpu", compute_type="int8", cpu_threads=threads)
+out = {}
+start = time.perf_counter()
+for call in plan:
+    left, right = decode_audio(call["wav"], split_stereo=True)
+    for speaker, audio in (("agent", left), ("customer", right)):
+        segments, _ = model.transcribe(audio, language=call["language"], beam_size=beam, vad_filter=True)
+        out[call["id"] + "/" + speaker] = "".join(s.text for s in segments)
+print(json.dumps({"wall_s": time.perf_counter() - start, "text": out}))
+"""
+
+
+def measured(cmd):
+    """Run cmd in a child that reports its own children's peak RSS (kB)."""
+    wrapper = "import resource,subprocess,sys;r=subprocess.run(sys.argv[1:],capture_output=True,text=True);" \
+        "sys.stderr.write(r.stderr);print(r.stdout);print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss);sys.exit(r.returncode)"
+    result = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True)
+    if result.returncode not in (0, 1):
+        sys.exit(f"failed: {' '.join(cmd)}\n{result.stderr[-2000:]}")
+    *out, rss = result.stdout.rstrip().split("\n")
+    return "\n".join(out), int(rss) / 1024
+
+
+def reference(corpus, file):
+    with open(corpus / "MANIFEST.tsv", encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            if row["file"] == file:
+                return row["reference_transcript"]
+    raise SystemExit(f"{file} not in MANIFEST.tsv")
+
+
+def edits(a, b):
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a):
+        cur = [i + 1]
+        for j, y in enumerate(b):
+            cur.append(min(prev[j] + (x != y), prev[j + 1] + 1, cur[j] + 1))
+        prev = cur
+    return prev[-1]
+
+
+def units(text, language):
+    text = zhconv.convert(text, "zh-cn").lower()
+    if language == "zh":
+        return [c for c in text if c.isalnum()]
+    return ["".join(c for c in w if c.isalnum() or c == "'") for w in text.split() if any(c.isalnum() for c in w)]
+
+
+def build_calls(args):
+    rng = random.Random(2026)
+    plan = []
+    for language, pool, count in (("zh", ZH, 3), ("en", EN, 1)):
+        pool = pool[:]
+        rng.shuffle(pool)
+        per_call = len(pool) // count
+        for k in range(count):
+            clips = pool[k * per_call:(k + 1) * per_call]
+            turns, t = [], 0.5
+            for i, clip in enumerate(clips):
+                speaker = "agent" if i % 2 == 0 else "customer"
+                turns.append({"speaker": speaker, "clip": clip, "start_s": round(t, 2), "text": reference(args.corpus, clip)})
+                seconds = float(next(r["duration_s"] for r in csv.DictReader(open(args.corpus / "MANIFEST.tsv", encoding="utf-8"), delimiter="\t") if r["file"] == clip))
+                t += seconds + rng.choice([0.6, 1.0, 1.5, 6.0])
+            call_id = f"{language}{k}"
+            folder = args.work / "calls" / language
+            folder.mkdir(parents=True, exist_ok=True)
+            spec = folder.parent / f"{call_id}.toml"
+            lines = ["sample_rate_hz = 8000", 'codec = "pcm_s16"', "tail_s = 1.0", ""]
+            if args.bleed_db is not None:
+                lines.insert(0, f"bleed_db = {args.bleed_db}")
+            for turn in turns:
+                lines += ["[[turns]]", f'speaker = "{turn["speaker"]}"', f'clip = "{turn["clip"]}"', f"start_s = {turn['start_s']}", f"text = {json.dumps(turn['text'], ensure_ascii=False)}", ""]
+            spec.write_text("\n".join(lines), encoding="utf-8")
+            wav = folder / f"{call_id}.wav"
+            subprocess.run([args.callqa, "assemble", "--spec", spec, "--clips", args.corpus, "--out", wav], check=True, capture_output=True)
+            truth = json.loads(wav.with_suffix(".truth.json").read_text(encoding="utf-8"))
+            refs = {s: " ".join(t["text"] for t in truth["turns"] if t["speaker"] == s) for s in ("agent", "customer")}
+            plan.append({"id": call_id, "language": language, "wav": str(wav), "duration_s": truth["duration_s"], "refs": refs})
+    return plan
+
+
+def error_rates(plan, texts):
+    rates = {}
+    for language in ("zh", "en"):
+        total = errs = 0
+        for call in (c for c in plan if c["language"] == language):
+            for speaker, ref in call["refs"].items():
+                r, h = units(ref, language), units(texts.get(f"{call['id']}/{speaker}", ""), language)
+                total += len(r)
+                errs += edits(r, h)
+        rates[language] = errs / max(total, 1)
+    return rates
+
+
+def run_callqa(args, plan, beam, jobs, threads):
+    wall = 0.0
+    rss = 0.0
+    stages = {}
+    texts = {}
+    for language in ("zh", "en"):
+        out = args.work / f"out-{beam}-{jobs}-{language}"
+        config = args.work / f"callqa-{beam}-{jobs}-{language}.toml"
+        config.write_text(f'[asr]\nlanguage = "{language}"\nbeam_size = {beam}\nthreads = {threads}\n{args.extra_config}\n', encoding="utf-8")
+        stats = args.work / f"stats-{beam}-{jobs}-{language}.json"
+        _, peak = measured([str(args.callqa), "run", "--input", str(args.work / "calls" / language), "--out", str(out),
+                            "--config", str(config), "--jobs", str(jobs), "--reprocess", "--stats", str(stats)])
+        summary = json.loads(stats.read_text())
+        wall += summary["wall_s"]
+        rss = max(rss, peak)
+        for k, v in summary["stage_s"].items():
+            stages[k] = stages.get(k, 0.0) + v
+        table = ds.dataset(out / "utterances", format="parquet", partitioning="hive").to_table().to_pylist()
+        for row in sorted(table, key=lambda r: r["start_s"]):
+            key = f"{row['call_id']}/{row['speaker']}"
+            texts[key] = texts.get(key, "") + " " + row["text"]
+    return wall, rss, stages, texts
+
+
+def run_fw(args, plan, beam, threads):
+    light = [{k: c[k] for k in ("id", "language", "wav")} for c in plan]
+    out, rss = measured([sys.executable, "-c", FW, str(args.ct2), str(threads), str(beam), json.dumps(light)])
+    result = json.loads(out.strip().split("\n")[-1])
+    return result["wall_s"], rss, result["text"]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--callqa", type=Path, required=True)
+    p.add_argument("--ct2", type=Path, required=True)
+    p.add_argument("--corpus", type=Path, required=True)
+    p.add_argument("--work", type=Path, required=True)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bleed-db", type=float, default=None, help="leak each channel into the other at this level (crosstalk)")
+    p.add_argument("--extra-config", default="", help="TOML lines added to callqa's [asr] section")
+    args = p.parse_args()
+    plan = build_calls(args)
+    audio_s = sum(c["duration_s"] for c in plan)
+    bleed = "no crosstalk" if args.bleed_db is None else f"crosstalk at {args.bleed_db:g} dB"
+    print(f"{len(plan)} two-channel 8 kHz calls, {audio_s:.1f} s of call audio ({2 * audio_s:.1f} s of channel audio), {bleed}; threads {args.threads}")
+    rows = []
+    for beam in (1, 5):
+        wall, rss, stages, texts = run_callqa(args, plan, beam, 1, args.threads)
+        rows.append(("callqa base q8_0", beam, "--jobs 1", wall, rss, error_rates(plan, texts), stages))
+        fw_wall, fw_rss, fw_texts = run_fw(args, plan, beam, args.threads)
+        rows.append(("faster-whisper base int8 + VAD", beam, "", fw_wall, fw_rss, error_rates(plan, fw_texts), None))
+    wall, rss, stages, texts = run_callqa(args, plan, 1, 2, max(args.threads // 2, 1))
+    rows.append(("callqa base q8_0", 1, f"--jobs 2 x {max(args.threads // 2, 1)} thread", wall, rss, error_rates(plan, texts), stages))
+    print("\n| engine | decoding | workers | wall s | call-s per wall-s | zh CER | en WER | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for engine, beam, workers, wall, rss, rates, _ in rows:
+        decoding = "greedy" if beam == 1 else f"beam {beam}"
+        print(f"| {engine} | {decoding} | {workers} | {wall:.1f} | {audio_s / wall:.2f} | {rates['zh']:.3f} | {rates['en']:.3f} | {rss:.0f} |")
+    for beam in (1, 5):
+        ours = next(r for r in rows if r[0].startswith("callqa") and r[1] == beam and r[2] == "--jobs 1")
+        peer = next(r for r in rows if r[0].startswith("faster") and r[1] == beam)
+        print(f"\nratio callqa / faster-whisper throughput, {'greedy' if beam == 1 else 'beam 5'}: {peer[3] / ours[3]:.2f}")
+    for engine, beam, workers, wall, _, _, stages in rows:
+        if stages:
+            shares = ", ".join(f"{k} {v:.2f} s ({100 * v / wall:.1f}%)" for k, v in stages.items())
+            print(f"callqa {'greedy' if beam == 1 else 'beam 5'} {workers}: {shares}")
+
+
+if __name__ == "__main__":
+    main()
