@@ -120,7 +120,8 @@ pub fn speech_bounds(samples: &[f32]) -> (usize, usize) {
     }
 }
 
-fn encode(channels: &[Vec<f32>], rate: u32, codec: Codec) -> Vec<u8> {
+/// Encode per-channel samples in [-1, 1] as a WAV file (16-bit PCM or G.711).
+pub fn encode_wav(channels: &[Vec<f32>], rate: u32, codec: Codec) -> Vec<u8> {
     let frames = channels[0].len();
     let to_i16 = |s: f32| (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
     if codec == Codec::PcmS16 {
@@ -214,7 +215,7 @@ pub fn assemble_with(spec: &CallSpec, clips: &[Vec<f32>]) -> Result<(Vec<u8>, Tr
         resample::resample(&channels, RATE, spec.sample_rate_hz).map_err(|e| AssembleError::Spec(e.to_string()))?;
     truth.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
     Ok((
-        encode(&out, spec.sample_rate_hz, spec.codec),
+        encode_wav(&out, spec.sample_rate_hz, spec.codec),
         Truth { duration_s, sample_rate_hz: spec.sample_rate_hz, mono: spec.mono, turns: truth },
     ))
 }

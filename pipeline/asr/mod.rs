@@ -42,7 +42,8 @@ pub struct AsrSettings {
     /// that Whisper ends a segment there. Default 1.0.
     pub window_gap_s: f64,
     /// Shrink the encoder's context to the window's length instead of a full 30 s (whisper.cpp
-    /// `audio_ctx`): less encoder work for short windows, at some risk to accuracy. Default false.
+    /// `audio_ctx`): measured 1.8x faster end to end with CER/WER no worse on the benchmark
+    /// calls (README, Throughput). Default true.
     pub fit_audio_ctx: bool,
     /// Use flash attention in whisper.cpp (turns off `dtw_timestamps`). Default false.
     pub flash_attention: bool,
@@ -63,7 +64,7 @@ impl Default for AsrSettings {
             max_window_s: 28.0,
             window_pad_s: 0.2,
             window_gap_s: 1.0,
-            fit_audio_ctx: false,
+            fit_audio_ctx: true,
             flash_attention: false,
             dtw_timestamps: true,
             filter: FilterSettings::default(),

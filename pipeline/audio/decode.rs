@@ -213,26 +213,11 @@ pub(crate) mod tests {
         cursor.into_inner()
     }
 
-    /// Build a G.711 WAV by hand (hound cannot write it).
-    pub fn g711_wav(rate: u32, channels: u16, mulaw: bool, samples: &[i16]) -> Vec<u8> {
-        let data: Vec<u8> =
-            samples.iter().map(|&s| if mulaw { g711::linear_to_mulaw(s) } else { g711::linear_to_alaw(s) }).collect();
-        let mut out = Vec::new();
-        out.extend_from_slice(b"RIFF");
-        out.extend_from_slice(&(4 + 26 + 8 + data.len() as u32).to_le_bytes());
-        out.extend_from_slice(b"WAVEfmt ");
-        out.extend_from_slice(&18u32.to_le_bytes());
-        out.extend_from_slice(&(if mulaw { FORMAT_MULAW } else { FORMAT_ALAW }).to_le_bytes());
-        out.extend_from_slice(&channels.to_le_bytes());
-        out.extend_from_slice(&rate.to_le_bytes());
-        out.extend_from_slice(&(rate * channels as u32).to_le_bytes());
-        out.extend_from_slice(&channels.to_le_bytes());
-        out.extend_from_slice(&8u16.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(b"data");
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&data);
-        out
+    /// A G.711 WAV (hound cannot write it).
+    pub fn g711_wav(rate: u32, mulaw: bool, samples: &[i16]) -> Vec<u8> {
+        let channel: Vec<f32> = samples.iter().map(|&s| s as f32 / 32767.0).collect();
+        let codec = if mulaw { crate::assemble::Codec::Mulaw } else { crate::assemble::Codec::Alaw };
+        crate::assemble::encode_wav(&[channel], rate, codec)
     }
 
     fn ramp(n: usize) -> Vec<Vec<f32>> {
@@ -260,7 +245,7 @@ pub(crate) mod tests {
     fn g711_both_laws_decode() {
         let samples: Vec<i16> = (0..160).map(|i| ((i as f32 * 0.3).sin() * 10000.0) as i16).collect();
         for mulaw in [true, false] {
-            let audio = decode_wav(&g711_wav(8000, 1, mulaw, &samples), 3600.0).unwrap();
+            let audio = decode_wav(&g711_wav(8000, mulaw, &samples), 3600.0).unwrap();
             assert_eq!(audio.codec, if mulaw { "mulaw" } else { "alaw" });
             for (got, &want) in audio.channels[0].iter().zip(&samples) {
                 assert!((got * 32768.0 - want as f32).abs() < 700.0);

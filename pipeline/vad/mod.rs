@@ -35,7 +35,7 @@ pub struct VadSettings {
 
 impl Default for VadSettings {
     fn default() -> Self {
-        VadSettings { threshold: 0.5, hangover_s: 0.3, min_speech_s: 0.12, bleed_margin_db: 15.0 }
+        VadSettings { threshold: 0.5, hangover_s: 0.3, min_speech_s: 0.12, bleed_margin_db: 10.0 }
     }
 }
 
