@@ -409,6 +409,19 @@ fn handle_call(
     let fail = |stage: Stage, reason: String| {
         Outcome::Failed(CallFailure { call_id: source.call_id.clone(), path: source.path.clone(), stage, reason })
     };
+    // Refuse before reading what could not be a plausible recording: the longest allowed
+    // duration at 48 kHz, two channels, 32-bit samples, plus headers.
+    let max_bytes = (options.config.decode.max_duration_s * 48_000.0 * 2.0 * 4.0) as u64 + (1 << 20);
+    match std::fs::metadata(&source.path) {
+        Ok(m) if m.len() > max_bytes => {
+            return fail(
+                Stage::Read,
+                format!("{} bytes is larger than any recording within decode.max_duration_s", m.len()),
+            )
+        }
+        Err(e) => return fail(Stage::Read, e.to_string()),
+        Ok(_) => {}
+    }
     let bytes = match std::fs::read(&source.path) {
         Ok(b) => b,
         Err(e) => return fail(Stage::Read, e.to_string()),

@@ -159,6 +159,24 @@ fn calls_table_describes_each_recording() {
         assert_eq!(row["content_sha256"].as_str().unwrap().len(), 64);
         assert!(row["model"].as_str().unwrap().contains("base"));
         assert!(row.get("agent_id").is_none_or(Value::is_null));
+        assert!(row["qa_score"].as_f64().is_some_and(|s| (0.0..=100.0).contains(&s)));
+        assert!(row["silence_events"].as_i64().is_some(), "silence works on every call");
+        let two_party = [
+            "agent_talk_s",
+            "customer_talk_s",
+            "overlap_s",
+            "interruptions_by_agent",
+            "first_agent_speech_s",
+            "agent_rate",
+        ];
+        for column in two_party {
+            let present = row.get(column).is_some_and(|v| !v.is_null());
+            assert_eq!(present, channels == 2, "{id}.{column}: null exactly on mono");
+        }
+    }
+    // The fixtures plant a 6 s hold: one dead-air event in each English call.
+    for id in ["en_support_pcm16", "en_support_mulaw", "en_support_mono"] {
+        assert_eq!(by_id[id]["silence_events"], 1, "{id}");
     }
 }
 
@@ -176,7 +194,25 @@ fn assert_timing(rows: &[&Row], truth: &Truth, id: &str) {
         });
         found += usize::from(hit);
     }
-    assert!(found * 10 >= truth.turns.len() * 9, "{id}: only {found} of {} turns found in time", truth.turns.len());
+    let heard: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {:.2}-{:.2} {}",
+                r["speaker"],
+                r["start_s"].as_f64().unwrap(),
+                r["end_s"].as_f64().unwrap(),
+                r["text"]
+            )
+        })
+        .collect();
+    let turns: Vec<String> =
+        truth.turns.iter().map(|t| format!("{} {:.2}-{:.2}", t.speaker, t.start_s, t.end_s)).collect();
+    assert!(
+        found * 10 >= truth.turns.len() * 9,
+        "{id}: only {found} of {} turns found in time\ntruth: {turns:?}\nheard: {heard:#?}",
+        truth.turns.len()
+    );
     for r in rows {
         let (s, e) = (r["start_s"].as_f64().unwrap(), r["end_s"].as_f64().unwrap());
         assert!(e > s, "{id}: {r:?}");
@@ -326,4 +362,26 @@ fn schema_and_config_commands() {
     assert!(stderr.contains("threshhold") && stderr.contains("bad.toml"), "{stderr}");
     let effective = callqa_bin().arg("config").output().unwrap();
     assert!(String::from_utf8_lossy(&effective.stdout).contains("language = \"auto\""));
+}
+
+#[test]
+fn implausibly_large_files_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::copy(repo().join("fixtures/calls/en_support_pcm16.wav"), input.join("big.wav")).unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, "[decode]\nmax_duration_s = 0.001\n").unwrap();
+    let output = callqa_bin()
+        .args(["run", "--no-asr", "--input"])
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("big.wav") && stderr.contains("larger than any recording"), "{stderr}");
 }
