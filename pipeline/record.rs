@@ -101,6 +101,13 @@ pub struct Utterance {
     pub tokens: Vec<TimedToken>,
 }
 
+impl Utterance {
+    /// An utterance without token times or confidence (for tests and tools).
+    pub fn untimed(speaker: Speaker, start_s: f64, end_s: f64, text: &str) -> Utterance {
+        Utterance { speaker, start_s, end_s, text: text.into(), avg_logprob: 0.0, no_speech_prob: 0.0, tokens: vec![] }
+    }
+}
+
 /// What an event row records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -109,15 +109,7 @@ mod tests {
     use crate::record::Speaker;
 
     fn utt(text: &str, start_s: f64, end_s: f64) -> Utterance {
-        Utterance {
-            speaker: Speaker::Agent,
-            start_s,
-            end_s,
-            text: text.into(),
-            avg_logprob: 0.0,
-            no_speech_prob: 0.0,
-            tokens: vec![],
-        }
+        Utterance::untimed(Speaker::Agent, start_s, end_s, text)
     }
 
     #[test]
