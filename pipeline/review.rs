@@ -14,10 +14,10 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::sampling::{self, CallFlags, SampleSettings, Selected};
 use crate::sinks::parquet::{self as pq, SinkError};
+use crate::sinks::schema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
@@ -161,10 +161,6 @@ pub fn read_samples(out: &Path, month: &str) -> Result<Vec<Selected>, ReviewErro
     Ok(found)
 }
 
-fn described(name: &str, t: DataType, nullable: bool, description: &str) -> Field {
-    Field::new(name, t, nullable).with_metadata(HashMap::from([("description".to_string(), description.to_string())]))
-}
-
 /// Draw (or extend) the month's sample and write `OUT/samples/month=YYYY-MM/samples.parquet`.
 pub fn sample(out: &Path, month: &str, settings: &SampleSettings) -> Result<(Vec<Selected>, usize), ReviewError> {
     let calls = month_calls(out, month)?;
@@ -174,31 +170,7 @@ pub fn sample(out: &Path, month: &str, settings: &SampleSettings) -> Result<(Vec
         .collect();
     let previous: HashSet<String> = read_samples(out, month)?.into_iter().map(|s| s.call_id).collect();
     let selected = sampling::select(&flags, &previous, settings);
-    let schema = Arc::new(Schema::new(vec![
-        described("call_id", DataType::Utf8, false, "Selected call (joins calls.call_id)."),
-        described("agent_id", DataType::Utf8, false, "Agent of the call ('(unknown)' when the manifest gave none)."),
-        described("month", DataType::Utf8, false, "YYYY-MM sampled; also the partition key."),
-        described("stratum", DataType::Utf8, false, "'risk' (flagged by the pipeline) or 'random' (unflagged)."),
-        described(
-            "inclusion_prob",
-            DataType::Float64,
-            false,
-            "Probability the design gave this call of being selected; weight = 1 / inclusion_prob.",
-        ),
-        described(
-            "reason",
-            DataType::Utf8,
-            false,
-            "Flags that made the call risky, and how it was selected (sampled, top-up, kept from an earlier run).",
-        ),
-        described("seed", DataType::Int64, false, "Seed of the permanent random numbers."),
-        described(
-            "created_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-            "When the sample was drawn (UTC).",
-        ),
-    ]));
+    let schema = schema::samples().schema;
     let n = selected.len();
     let now = chrono::Utc::now().timestamp_micros();
     let columns: Vec<ArrayRef> = vec![
@@ -211,7 +183,8 @@ pub fn sample(out: &Path, month: &str, settings: &SampleSettings) -> Result<(Vec
         Arc::new(Int64Array::from_iter_values(std::iter::repeat_n(settings.seed as i64, n))),
         Arc::new(TimestampMicrosecondArray::from_iter_values(std::iter::repeat_n(now, n)).with_timezone("UTC")),
     ];
-    pq::write_file(&samples_path(out, month), &pq::batch("samples", schema, columns)?)?;
+    let batch = pq::without_column(pq::batch("samples", schema, columns)?, "month");
+    pq::write_file(&samples_path(out, month), &batch)?;
     Ok((selected, calls.len()))
 }
 
@@ -311,7 +284,7 @@ pub fn report(out: &Path, month: &str, settings: &SampleSettings) -> Result<Repo
     agents.push(summarise("ALL", &everyone, &all_samples, &verdicts));
 
     let agent_month = out.join("agent_month").join(format!("month={month}")).join("agent_month.parquet");
-    pq::write_file(&agent_month, &agent_month_batch(&agents)?)?;
+    pq::write_file(&agent_month, &pq::without_column(agent_month_batch(month, &agents)?, "month"))?;
     let events = read_events(out, month, &samples)?;
     let html = out.join("reports").join(format!("qa-{month}.html"));
     let page = render_html(month, &calls, &agents, &samples, &events);
@@ -324,26 +297,13 @@ pub fn report(out: &Path, month: &str, settings: &SampleSettings) -> Result<Repo
     Ok(ReportFiles { agent_month, html, agents })
 }
 
-fn agent_month_batch(agents: &[AgentMonth]) -> Result<RecordBatch, SinkError> {
-    let f = |name: &str, nullable: bool, d: &str| described(name, DataType::Float64, nullable, d);
-    let schema = Arc::new(Schema::new(vec![
-        described("agent_id", DataType::Utf8, false, "Agent; 'ALL' is the whole month."),
-        described("calls", DataType::Int32, false, "Calls processed this month."),
-        described("sampled", DataType::Int32, false, "Calls selected for human review."),
-        f("forbidden_rate", false, "Share of calls with a banned phrase."),
-        f("required_missing_rate", false, "Share of calls missing a required phrase."),
-        f("long_silence_rate", false, "Share of calls with dead air of 30 s or more."),
-        f("agent_interruption_rate", false, "Share of calls where the agent interrupted the customer."),
-        f("mean_qa_score", true, "Mean qa_score (null when nothing was transcribed)."),
-        described("evaluated", DataType::Int32, false, "Sampled calls with a human verdict."),
-        f("fail_rate_est", true, "Weighted (Hajek) estimate of the share of calls failing human review."),
-        f("fail_rate_low", true, "Lower end of its 95% interval."),
-        f("fail_rate_high", true, "Upper end of its 95% interval."),
-    ]));
+fn agent_month_batch(month: &str, agents: &[AgentMonth]) -> Result<RecordBatch, SinkError> {
+    let schema = schema::agent_month().schema;
     let est = |g: fn(&sampling::Estimate) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter(agents.iter().map(|a| a.fail_rate.as_ref().map(g))))
     };
     let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(month, agents.len()))),
         Arc::new(StringArray::from_iter_values(agents.iter().map(|a| a.agent_id.as_str()))),
         Arc::new(Int32Array::from_iter_values(agents.iter().map(|a| a.calls as i32))),
         Arc::new(Int32Array::from_iter_values(agents.iter().map(|a| a.sampled as i32))),

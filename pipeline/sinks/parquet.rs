@@ -90,9 +90,8 @@ pub fn write_partitioned(
     }
     let mut written = Vec::new();
     for (day, mask) in by_day {
-        let mut part = filter_record_batch(batch, &mask.into()).map_err(|e| build(e.to_string()))?;
-        let date_index = part.schema().index_of("call_date").expect("checked above");
-        part.remove_column(date_index);
+        let part =
+            without_column(filter_record_batch(batch, &mask.into()).map_err(|e| build(e.to_string()))?, "call_date");
         let path = out_dir
             .join(table)
             .join(format!("call_date={}", days_to_date(day).format("%Y-%m-%d")))
@@ -101,6 +100,14 @@ pub fn write_partitioned(
         written.push(path);
     }
     Ok(written)
+}
+
+/// The batch without a column (a partition key, which lives in the folder name).
+pub fn without_column(mut batch: RecordBatch, name: &str) -> RecordBatch {
+    if let Ok(index) = batch.schema().index_of(name) {
+        batch.remove_column(index);
+    }
+    batch
 }
 
 /// Make a batch, turning arrow's shape errors into a table-named error.

@@ -21,13 +21,16 @@ fn utc() -> DataType {
 pub struct Table {
     pub name: &'static str,
     pub description: &'static str,
+    /// The Hive partition column (`call_date` or `month`).
+    pub partition: &'static str,
     pub schema: SchemaRef,
 }
 
 pub fn calls() -> Table {
     Table {
         name: "calls",
-        description: "One row per processed call: source, audio facts and run provenance.",
+        description: "One row per processed call: source, audio facts, metrics, scorecard and run provenance.",
+        partition: "call_date",
         schema: Arc::new(Schema::new(vec![
             col("call_id", DataType::Utf8, false, "Call identifier: the manifest's call_id, else the file stem."),
             col("source_path", DataType::Utf8, false, "Path of the recording as given to callqa run."),
@@ -71,6 +74,7 @@ pub fn utterances() -> Table {
     Table {
         name: "utterances",
         description: "One row per transcribed utterance (Whisper segment) of one speaker.",
+        partition: "call_date",
         schema: Arc::new(Schema::new(vec![
             col("call_id", DataType::Utf8, false, "Call identifier (joins calls.call_id)."),
             col("call_date", DataType::Date32, false, "Date of the call (UTC); also the partition key."),
@@ -87,7 +91,8 @@ pub fn utterances() -> Table {
 pub fn events() -> Table {
     Table {
         name: "events",
-        description: "One row per moment worth a listen: dead air, interruptions, fast speech (and phrase rule hits).",
+        description: "One row per moment worth a listen: dead air, interruptions, fast speech, phrase rule hits, deductions.",
+        partition: "call_date",
         schema: Arc::new(Schema::new(vec![
             col("call_id", DataType::Utf8, false, "Call identifier (joins calls.call_id)."),
             col("call_date", DataType::Date32, false, "Date of the call (UTC); also the partition key."),
@@ -107,8 +112,66 @@ pub fn events() -> Table {
     }
 }
 
+pub fn samples() -> Table {
+    Table {
+        name: "samples",
+        description:
+            "Calls selected for human review in a month (`callqa sample`), with their inclusion probabilities.",
+        partition: "month",
+        schema: Arc::new(Schema::new(vec![
+            col("call_id", DataType::Utf8, false, "Selected call (joins calls.call_id)."),
+            col("agent_id", DataType::Utf8, false, "Agent of the call ('(unknown)' when the manifest gave none)."),
+            col("month", DataType::Utf8, false, "YYYY-MM sampled; also the partition key."),
+            col("stratum", DataType::Utf8, false, "'risk' (flagged by the pipeline) or 'random' (unflagged)."),
+            col(
+                "inclusion_prob",
+                DataType::Float64,
+                false,
+                "Probability the design gave this call of being selected; weight = 1 / inclusion_prob.",
+            ),
+            col(
+                "reason",
+                DataType::Utf8,
+                false,
+                "Flags that made the call risky, and how it was selected (sampled, top-up, kept from an earlier run).",
+            ),
+            col("seed", DataType::Int64, false, "Seed of the permanent random numbers."),
+            col(
+                "created_at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+                "When the sample was drawn (UTC).",
+            ),
+        ])),
+    }
+}
+
+pub fn agent_month() -> Table {
+    Table {
+        name: "agent_month",
+        description: "Per agent and month (`callqa report`): automated violation rates, mean score, weighted human-review estimate.",
+        partition: "month",
+        schema: Arc::new(Schema::new(vec![
+            col("month", DataType::Utf8, false, "YYYY-MM; also the partition key."),
+
+        col("agent_id", DataType::Utf8, false, "Agent; 'ALL' is the whole month."),
+        col("calls", DataType::Int32, false, "Calls processed this month."),
+        col("sampled", DataType::Int32, false, "Calls selected for human review."),
+        col("forbidden_rate", DataType::Float64, false, "Share of calls with a banned phrase."),
+        col("required_missing_rate", DataType::Float64, false, "Share of calls missing a required phrase."),
+        col("long_silence_rate", DataType::Float64, false, "Share of calls with dead air of 30 s or more."),
+        col("agent_interruption_rate", DataType::Float64, false, "Share of calls where the agent interrupted the customer."),
+        col("mean_qa_score", DataType::Float64, true, "Mean qa_score (null when nothing was transcribed)."),
+        col("evaluated", DataType::Int32, false, "Sampled calls with a human verdict."),
+        col("fail_rate_est", DataType::Float64, true, "Weighted (Hajek) estimate of the share of calls failing human review."),
+        col("fail_rate_low", DataType::Float64, true, "Lower end of its 95% interval."),
+        col("fail_rate_high", DataType::Float64, true, "Upper end of its 95% interval."),
+        ])),
+    }
+}
+
 pub fn all_tables() -> Vec<Table> {
-    vec![calls(), utterances(), events()]
+    vec![calls(), utterances(), events(), samples(), agent_month()]
 }
 
 /// Human-readable description of every table, for `callqa schema`.
@@ -116,12 +179,12 @@ pub fn describe() -> String {
     let mut out = String::new();
     for table in all_tables() {
         out.push_str(&format!(
-            "{}  ({}/call_date=YYYY-MM-DD/*.parquet)\n  {}\n",
-            table.name, table.name, table.description
+            "{}  ({}/{}=.../*.parquet)\n  {}\n",
+            table.name, table.name, table.partition, table.description
         ));
         for field in table.schema.fields() {
             let nullable = match (field.name().as_str(), field.is_nullable()) {
-                ("call_date", _) => "partition",
+                (name, _) if name == table.partition => "partition",
                 (_, true) => "null",
                 (_, false) => "not null",
             };
@@ -154,9 +217,12 @@ mod tests {
                     field.name()
                 );
             }
-            assert!(table.schema.field_with_name("call_id").is_ok());
-            assert_eq!(table.schema.field_with_name("call_date").unwrap().data_type(), &DataType::Date32);
+            assert!(table.schema.field_with_name(table.partition).is_ok(), "{} lacks its partition column", table.name);
         }
-        assert!(describe().contains("no_speech_prob"));
+        assert!(
+            describe().contains("no_speech_prob")
+                && describe().contains("inclusion_prob")
+                && describe().contains("fail_rate_est")
+        );
     }
 }
