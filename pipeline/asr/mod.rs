@@ -8,9 +8,11 @@
 pub mod filter;
 pub mod windows;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tracing::debug;
 use whisper_rs::{
     DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters,
     WhisperState,
@@ -42,9 +44,13 @@ pub struct AsrSettings {
     /// that Whisper ends a segment there. Default 1.0.
     pub window_gap_s: f64,
     /// Shrink the encoder's context to the window's length instead of a full 30 s (whisper.cpp
-    /// `audio_ctx`, plus 4 s): measured 1.8x faster end to end at about the same CER/WER on the
+    /// `audio_ctx`, plus 2 s): measured 1.8x faster end to end at about the same CER/WER on the
     /// benchmark calls (README, Throughput). Default true.
     pub fit_audio_ctx: bool,
+    /// Decode again, on their own, the packed pieces of a window that Whisper returned no
+    /// text for when they hold at least this much detected speech (seconds); 0 turns the
+    /// second pass off. Default 1.0.
+    pub retry_min_speech_s: f64,
     /// Use flash attention in whisper.cpp (turns off `dtw_timestamps`). Default false.
     pub flash_attention: bool,
     /// Word timing by dynamic time warping over the model's alignment heads: far more
@@ -65,6 +71,7 @@ impl Default for AsrSettings {
             window_pad_s: 0.2,
             window_gap_s: 1.0,
             fit_audio_ctx: true,
+            retry_min_speech_s: 1.0,
             flash_attention: false,
             dtw_timestamps: true,
             filter: FilterSettings::default(),
@@ -161,6 +168,29 @@ fn dtw_mode(hp: &crate::model::ggml::HyperParams) -> DtwMode<'static> {
     DtwMode::ModelPreset { model_preset: preset }
 }
 
+/// Encoder frames for a window of `samples` (1500 frames span 30 s) plus a margin of 2 s.
+/// On the benchmark calls a 4 s margin cost about 15% more time at the same CER/WER; with
+/// less than 2 s Whisper ends early more often (the second pass catches what it drops).
+fn fitted_audio_ctx(samples: usize) -> i32 {
+    const MARGIN_FRAMES: i32 = 100;
+    let frames = (samples as f64 / SAMPLE_RATE / 30.0 * 1500.0).ceil() as i32;
+    (frames + MARGIN_FRAMES).min(1500)
+}
+
+/// Pieces of a decoded window that no utterance came from although they hold at least
+/// `min_speech_s` of detected speech. Whisper sometimes ends its transcript early (after a
+/// quiet or far-field stretch) or passes over a piece; decoded again without their
+/// neighbours, such pieces are usually transcribed.
+fn skipped_pieces(window: &windows::Window, found: &[Utterance], min_speech_s: f64) -> Vec<windows::Piece> {
+    window
+        .pieces
+        .iter()
+        .filter(|p| p.speech_end_s - p.speech_start_s >= min_speech_s)
+        .filter(|p| !found.iter().any(|u| u.end_s > p.call_start_s && u.start_s < p.call_end_s))
+        .copied()
+        .collect()
+}
+
 /// Decoding parameters for one window.
 fn full_params(s: &AsrSettings, threads: u32) -> FullParams<'_, '_> {
     let strategy = if s.beam_size > 1 {
@@ -197,7 +227,12 @@ impl<'t> AsrWorker<'t> {
         let length_s = samples_16k.len() as f64 / SAMPLE_RATE;
         let mut out = ChannelTranscript::default();
         let mut utterances = Vec::new();
-        for window in windows::plan_windows(speech, s.window_pad_s, s.window_gap_s, s.max_window_s, length_s) {
+        let mut queue: VecDeque<(windows::Window, bool)> =
+            windows::plan_windows(speech, s.window_pad_s, s.window_gap_s, s.max_window_s, length_s)
+                .into_iter()
+                .map(|w| (w, false))
+                .collect();
+        while let Some((window, is_retry)) = queue.pop_front() {
             let mut audio = window.gather(samples_16k);
             if audio.len() < MIN_WINDOW_SAMPLES {
                 audio.resize(MIN_WINDOW_SAMPLES, 0.0);
@@ -206,17 +241,30 @@ impl<'t> AsrWorker<'t> {
             let transcriber: &'t Transcriber = self.transcriber;
             let mut params = full_params(&transcriber.settings, self.threads);
             if transcriber.settings.fit_audio_ctx {
-                // 1500 encoder frames span 30 s. A margin of 4 s: with less, Whisper sometimes ends
-                // the transcript before the last packed piece.
-                let frames = ((audio.len() as f64 / SAMPLE_RATE / 30.0) * 1500.0).ceil() as i32 + 200;
-                params.set_audio_ctx(frames.min(1500));
+                params.set_audio_ctx(fitted_audio_ctx(audio.len()));
             }
             self.state.full(params, &audio).map_err(|e| AsrError::Decode { speaker, at_s, reason: e.to_string() })?;
             let language =
                 whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or("unknown").to_string();
             let is_chinese = language == "zh";
             out.languages.push((language, window.len_s));
-            utterances.extend(self.collect_utterances(speaker, &window, is_chinese));
+            let found = self.collect_utterances(speaker, &window, is_chinese);
+            if !is_retry && s.retry_min_speech_s > 0.0 {
+                let skipped = skipped_pieces(&window, &found, s.retry_min_speech_s);
+                if !skipped.is_empty() {
+                    debug!(
+                        ?speaker,
+                        at_s,
+                        pieces = skipped.len(),
+                        "Whisper skipped speech; decoding it again on its own"
+                    );
+                    let retries = windows::pack(skipped, s.window_gap_s, s.max_window_s);
+                    for retry in retries.into_iter().rev() {
+                        queue.push_front((retry, true));
+                    }
+                }
+            }
+            utterances.extend(found);
         }
         let (kept, dropped) = filter::filter(utterances, speech, &s.filter);
         out.utterances = kept;
@@ -315,5 +363,40 @@ impl<'t> AsrWorker<'t> {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use windows::{plan_windows, Window};
+
+    fn utterance(start_s: f64, end_s: f64) -> Utterance {
+        Utterance::untimed(Speaker::Customer, start_s, end_s, "好的")
+    }
+
+    fn window() -> Window {
+        let speech =
+            [(1.0, 3.0), (8.0, 8.5), (12.0, 20.0), (25.0, 27.0)].map(|(a, b)| SpeechInterval { start_s: a, end_s: b });
+        plan_windows(&speech, 0.2, 1.0, 28.0, 30.0).remove(0)
+    }
+
+    #[test]
+    fn pieces_without_text_are_decoded_again_unless_too_short() {
+        let w = window();
+        assert_eq!(w.pieces.len(), 4);
+        // Text came from the first piece only: the 0.5 s piece is too short to retry.
+        let skipped = skipped_pieces(&w, &[utterance(1.0, 3.0)], 1.0);
+        let starts: Vec<f64> = skipped.iter().map(|p| p.speech_start_s).collect();
+        assert_eq!(starts, vec![12.0, 25.0]);
+        // Every piece with enough speech has text: nothing to retry.
+        let all = [utterance(1.0, 3.0), utterance(12.5, 19.0), utterance(25.0, 26.0)];
+        assert!(skipped_pieces(&w, &all, 1.0).is_empty());
+    }
+
+    #[test]
+    fn encoder_context_fits_the_window_with_a_margin() {
+        assert_eq!(fitted_audio_ctx(16_000 * 10), 600);
+        assert_eq!(fitted_audio_ctx(16_000 * 29), 1500);
     }
 }

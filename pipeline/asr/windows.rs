@@ -110,8 +110,13 @@ pub fn plan_windows(
         }
         queue.push(Piece { call_start_s: start, speech_start_s: p.speech_start_s.max(start), ..p });
     }
+    pack(queue, gap_s, max_window_s)
+}
+
+/// Lay pieces end to end, `gap_s` apart, into windows of at most `max_window_s`, in order.
+pub fn pack(pieces: impl IntoIterator<Item = Piece>, gap_s: f64, max_window_s: f64) -> Vec<Window> {
     let mut windows: Vec<Window> = Vec::new();
-    for mut piece in queue {
+    for mut piece in pieces {
         let fits = windows.last().is_some_and(|w| w.len_s + gap_s + piece.len_s() <= max_window_s);
         if !fits {
             windows.push(Window::default());
