@@ -390,8 +390,15 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let context = tables::RowContext { run_id: &run_id, processed_at, model: summary.model.as_deref() };
     let write_clock = Instant::now();
     let days: Vec<i32> = processed.iter().map(|c| sinks::parquet::date_to_days(c.source.call_date)).collect();
+    let mut written_tables = Vec::new();
     for (table, batch) in tables::build_all(&processed, &context)? {
         summary.files.extend(sinks::parquet::write_partitioned(&options.out_dir, table, &run_id, &batch, &days)?);
+        written_tables.push(table);
+    }
+    // Only now that the new rows are in place: the older versions of the calls just processed go.
+    let superseded = sinks::parquet::drop_superseded(&options.out_dir, &written_tables)?;
+    if superseded > 0 {
+        info!(calls = superseded, "replaced the rows of calls processed again");
     }
     summary.stage_s.write = write_clock.elapsed().as_secs_f64();
     summary.wall_s = wall.elapsed().as_secs_f64();

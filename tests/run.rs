@@ -385,3 +385,41 @@ fn implausibly_large_files_are_refused_before_reading() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("big.wav") && stderr.contains("larger than any recording"), "{stderr}");
 }
+
+#[test]
+fn a_call_processed_again_replaces_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out) = (dir.path().join("calls"), dir.path().join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    for name in ["en_support_pcm16", "en_support_mulaw"] {
+        std::fs::copy(repo().join(format!("fixtures/calls/{name}.wav")), input.join(format!("{name}.wav"))).unwrap();
+    }
+    let run = |extra: &[&str]| {
+        let output = callqa_bin()
+            .args(["run", "--no-asr", "--input"])
+            .arg(&input)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    run(&[]);
+    let events = read_table(&out, "events").len();
+    assert!(events > 0);
+    // Forced: both calls again, one version each in every table.
+    assert!(run(&["--reprocess"]).contains("calls: 2 ok"));
+    let calls = read_table(&out, "calls");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0]["run_id"], calls[1]["run_id"], "both rows come from the second run");
+    assert_eq!(read_table(&out, "events").len(), events);
+    // New audio under the same call id: processed again, the old version goes.
+    std::fs::copy(repo().join("fixtures/calls/en_support_mono.wav"), input.join("en_support_pcm16.wav")).unwrap();
+    assert!(run(&[]).contains("calls: 1 ok, 0 failed, 1 skipped"));
+    let calls = read_table(&out, "calls");
+    assert_eq!(calls.len(), 2);
+    let changed = calls.iter().find(|c| c["call_id"] == "en_support_pcm16").unwrap();
+    assert_eq!(changed["channels"], 1);
+}

@@ -5,11 +5,11 @@
 //! column twice with two types. Each file is written under a dot-prefixed temporary name
 //! (which Hive-style readers ignore) and renamed into place only when complete.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, ArrayRef, Date32Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
@@ -115,18 +115,9 @@ pub fn batch(table: &str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<R
     RecordBatch::try_new(schema, columns).map_err(|e| SinkError::Build { table: table.into(), reason: e.to_string() })
 }
 
-/// Every batch of `<out>/<table>` whose partition folder (`key=value`) passes `keep`.
-pub fn read_partitions(
-    out_dir: &Path,
-    table: &str,
-    keep: &dyn Fn(&str) -> bool,
-) -> Result<Vec<(String, RecordBatch)>, SinkError> {
-    let root = out_dir.join(table);
-    let mut found = Vec::new();
-    if !root.exists() {
-        return Ok(found);
-    }
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&root)
+/// The table's files under `<out>/<table>` (dot-prefixed temporaries excluded), sorted.
+fn table_files(out_dir: &Path, table: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(out_dir.join(table))
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| {
@@ -136,58 +127,122 @@ pub fn read_partitions(
         .map(|e| e.into_path())
         .collect();
     files.sort();
-    for path in files {
+    files
+}
+
+fn read_file(path: &Path) -> Result<Vec<RecordBatch>, SinkError> {
+    let fail = |reason: String| SinkError::Read { path: path.to_path_buf(), reason };
+    let file = fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| fail(e.to_string()))?
+        .build()
+        .map_err(|e| fail(e.to_string()))?
+        .map(|batch| batch.map_err(|e| fail(e.to_string())))
+        .collect()
+}
+
+/// Every batch of `<out>/<table>` whose partition folder (`key=value`) passes `keep`.
+pub fn read_partitions(
+    out_dir: &Path,
+    table: &str,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<(String, RecordBatch)>, SinkError> {
+    let mut found = Vec::new();
+    for path in table_files(out_dir, table) {
         let partition =
             path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let value = partition.split_once('=').map_or(partition.as_str(), |(_, v)| v).to_string();
-        if !keep(&value) {
-            continue;
-        }
-        let fail = |reason: String| SinkError::Read { path: path.clone(), reason };
-        let file = fs::File::open(&path).map_err(|e| fail(e.to_string()))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| fail(e.to_string()))?
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
-        for batch in reader {
-            found.push((value.clone(), batch.map_err(|e| fail(e.to_string()))?));
+        if keep(&value) {
+            found.extend(read_file(&path)?.into_iter().map(|batch| (value.clone(), batch)));
         }
     }
     Ok(found)
 }
 
+fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a T, SinkError> {
+    batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| SinkError::Read {
+        path: path.to_path_buf(),
+        reason: format!("no {name} column of the expected type"),
+    })
+}
+
 /// `(call_id, content_sha256)` of every call already in `<out>/calls`, so reruns can skip them.
 pub fn existing_calls(out_dir: &Path) -> Result<Vec<(String, String)>, SinkError> {
-    let root = out_dir.join("calls");
     let mut found = Vec::new();
-    if !root.exists() {
-        return Ok(found);
-    }
-    for entry in walkdir::WalkDir::new(&root).into_iter().filter_map(Result::ok) {
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy();
-        if !entry.file_type().is_file() || name.starts_with('.') || !name.ends_with(".parquet") {
-            continue;
-        }
-        let fail = |reason: String| SinkError::Read { path: path.to_path_buf(), reason };
-        let file = fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| fail(e.to_string()))?
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| fail(e.to_string()))?;
-            let strings = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
-                    .ok_or_else(|| fail(format!("no {name} column")))
-            };
-            let (ids, hashes) = (strings("call_id")?, strings("content_sha256")?);
-            found.extend((0..ids.len()).map(|i| (ids.value(i).to_string(), hashes.value(i).to_string())));
+    for path in table_files(out_dir, "calls") {
+        for batch in read_file(&path)? {
+            let ids = column::<StringArray>(&batch, "call_id", &path)?;
+            let hashes = column::<StringArray>(&batch, "content_sha256", &path)?;
+            found.extend(ids.iter().zip(hashes).map(|(id, hash)| (id.unwrap_or("").into(), hash.unwrap_or("").into())));
         }
     }
     Ok(found)
+}
+
+/// Keep one version of every call. A call processed again (`--reprocess`, or its audio
+/// changed) appears in the calls files of more than one run; the rows of all but its latest
+/// run (`processed_at`) are removed from `tables`, each file rewritten atomically or deleted
+/// when nothing is left. `calls` is cleaned last, so a run stopped half way leaves the
+/// evidence for the next run to finish the job. Returns how many stale versions went.
+pub fn drop_superseded(out_dir: &Path, tables: &[&str]) -> Result<usize, SinkError> {
+    // call_id -> (latest processed_at, its run) and every (run, call_id) seen.
+    let mut latest: HashMap<String, (i64, String)> = HashMap::new();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for path in table_files(out_dir, "calls") {
+        for batch in read_file(&path)? {
+            let ids = column::<StringArray>(&batch, "call_id", &path)?;
+            let runs = column::<StringArray>(&batch, "run_id", &path)?;
+            let times = column::<TimestampMicrosecondArray>(&batch, "processed_at", &path)?;
+            for i in 0..batch.num_rows() {
+                let (id, run, at) = (ids.value(i).to_string(), runs.value(i).to_string(), times.value(i));
+                let entry = latest.entry(id.clone()).or_insert_with(|| (at, run.clone()));
+                if (at, &run) > (entry.0, &entry.1) {
+                    *entry = (at, run.clone());
+                }
+                seen.push((run, id));
+            }
+        }
+    }
+    let mut stale: HashMap<String, HashSet<String>> = HashMap::new();
+    for (run, id) in seen {
+        if latest[&id].1 != run {
+            stale.entry(run).or_default().insert(id);
+        }
+    }
+    let count = stale.values().map(HashSet::len).sum();
+    let mut ordered: Vec<&str> = tables.iter().copied().filter(|t| *t != "calls").collect();
+    if tables.contains(&"calls") {
+        ordered.push("calls");
+    }
+    for table in ordered {
+        for path in table_files(out_dir, table) {
+            let run = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.strip_prefix("part-")).unwrap_or("");
+            let Some(ids) = stale.get(run) else {
+                continue;
+            };
+            let batches = read_file(&path)?;
+            let Some(schema) = batches.first().map(RecordBatch::schema) else {
+                continue;
+            };
+            let whole = arrow::compute::concat_batches(&schema, &batches)
+                .map_err(|e| SinkError::Read { path: path.clone(), reason: e.to_string() })?;
+            let keep: BooleanArray = column::<StringArray>(&whole, "call_id", &path)?
+                .iter()
+                .map(|id| Some(!ids.contains(id.unwrap_or(""))))
+                .collect();
+            if keep.true_count() == keep.len() {
+                continue;
+            }
+            if keep.true_count() == 0 {
+                fs::remove_file(&path).map_err(|e| SinkError::Write { path: path.clone(), reason: e.to_string() })?;
+            } else {
+                let kept = filter_record_batch(&whole, &keep)
+                    .map_err(|e| SinkError::Write { path: path.clone(), reason: e.to_string() })?;
+                write_file(&path, &kept)?;
+            }
+        }
+    }
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -243,5 +298,89 @@ mod tests {
         let b = batch("t", schema, vec![Arc::new(Date32Array::from(vec![0]))]).unwrap();
         let err = write_partitioned(dir.path(), "t", "r", &b, &[]).unwrap_err().to_string();
         assert!(err.contains("call_date=1970-01-01"), "{err}");
+    }
+
+    /// Calls and utterances files of one run: `(call_id, processed_at)` per call, two utterances each.
+    fn write_run(dir: &Path, run: &str, calls: &[(&str, i64)]) {
+        let calls_schema = Arc::new(Schema::new(vec![
+            Field::new("call_id", DataType::Utf8, false),
+            Field::new("run_id", DataType::Utf8, false),
+            Field::new(
+                "processed_at",
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+        ]));
+        let ids: Vec<&str> = calls.iter().map(|c| c.0).collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(ids.clone())),
+            Arc::new(StringArray::from(vec![run; calls.len()])),
+            Arc::new(
+                TimestampMicrosecondArray::from(calls.iter().map(|c| c.1).collect::<Vec<_>>()).with_timezone("UTC"),
+            ),
+        ];
+        write_file(
+            &dir.join(format!("calls/call_date=2026-11-20/part-{run}.parquet")),
+            &batch("calls", calls_schema, columns).unwrap(),
+        )
+        .unwrap();
+        let utterances_schema = Arc::new(Schema::new(vec![
+            Field::new("call_id", DataType::Utf8, false),
+            Field::new("text", DataType::Utf8, false),
+        ]));
+        let ids: Vec<&str> = ids.iter().flat_map(|id| [*id, *id]).collect();
+        let texts: Vec<String> = ids.iter().map(|id| format!("{run}:{id}")).collect();
+        let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(texts))];
+        let b = batch("utterances", utterances_schema, columns).unwrap();
+        write_file(&dir.join(format!("utterances/call_date=2026-11-20/part-{run}.parquet")), &b).unwrap();
+    }
+
+    fn texts(dir: &Path) -> Vec<String> {
+        let mut out: Vec<String> = read_partitions(dir, "utterances", &|_| true)
+            .unwrap()
+            .iter()
+            .flat_map(|(_, b)| {
+                column::<StringArray>(b, "text", Path::new("t"))
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn call_rows(dir: &Path) -> usize {
+        read_partitions(dir, "calls", &|_| true).unwrap().iter().map(|(_, b)| b.num_rows()).sum()
+    }
+
+    #[test]
+    fn only_the_latest_version_of_a_call_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(dir.path(), "r1", &[("a", 100), ("b", 100)]);
+        write_run(dir.path(), "r2", &[("a", 200)]);
+        write_run(dir.path(), "r3", &[("b", 300)]);
+        assert_eq!(drop_superseded(dir.path(), &["calls", "utterances"]).unwrap(), 2);
+        assert_eq!(texts(dir.path()), ["r2:a", "r2:a", "r3:b", "r3:b"]);
+        // r1's files held only stale rows and are gone; nothing is left to do a second time.
+        assert!(!dir.path().join("calls/call_date=2026-11-20/part-r1.parquet").exists());
+        assert!(!dir.path().join("utterances/call_date=2026-11-20/part-r1.parquet").exists());
+        assert_eq!(call_rows(dir.path()), 2);
+        assert_eq!(drop_superseded(dir.path(), &["calls", "utterances"]).unwrap(), 0);
+    }
+
+    #[test]
+    fn an_interrupted_cleanup_is_finished_by_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(dir.path(), "r1", &[("a", 100), ("b", 100)]);
+        write_run(dir.path(), "r2", &[("a", 200)]);
+        // As if a run stopped after cleaning utterances but before calls.
+        drop_superseded(dir.path(), &["utterances"]).unwrap();
+        assert_eq!(texts(dir.path()), ["r1:b", "r1:b", "r2:a", "r2:a"]);
+        assert_eq!(call_rows(dir.path()), 3);
+        assert_eq!(drop_superseded(dir.path(), &["calls", "utterances"]).unwrap(), 1);
+        assert_eq!(call_rows(dir.path()), 2);
+        assert_eq!(texts(dir.path()), ["r1:b", "r1:b", "r2:a", "r2:a"]);
     }
 }
