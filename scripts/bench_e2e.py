@@ -3,6 +3,7 @@ import argparse
 import csv
 import json
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -156,6 +157,26 @@ def run_callqa(args, plan, beam, jobs, threads):
     return wall, rss, stages, texts
 
 
+def rss_by_batch_size(args, plan, copies):
+    """Peak RSS of one greedy run over the Mandarin calls, and over `copies` times as many."""
+    peaks = []
+    config = args.work / "callqa-rss.toml"
+    config.write_text('[asr]\nlanguage = "zh"\nbeam_size = 1\n', encoding="utf-8")
+    for n in (1, copies):
+        folder = args.work / f"rss-{n}"
+        folder.mkdir(exist_ok=True)
+        calls = [c for c in plan if c["language"] == "zh"]
+        for k in range(n):
+            for call in calls:
+                link = folder / f"{call['id']}-{k}.wav"
+                if not link.exists():
+                    link.symlink_to(call["wav"])
+        _, peak = measured([str(args.callqa), "run", "--input", str(folder), "--out", str(args.work / f"rss-out-{n}"),
+                            "--config", str(config), "--reprocess"])
+        peaks.append((n * len(calls), peak))
+    return peaks
+
+
 def run_fw(args, plan, beam, threads):
     light = [{k: c[k] for k in ("id", "language", "wav")} for c in plan]
     out, rss = measured([sys.executable, "-c", FW, str(args.ct2), str(threads), str(beam), json.dumps(light)])
@@ -171,6 +192,7 @@ def main():
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bleed-db", type=float, default=None, help="leak each channel into the other at this level (crosstalk)")
+    p.add_argument("--repeat", type=int, default=3, help="runs per engine and setting; the table shows the median")
     p.add_argument("--extra-config", default="", help="TOML lines added to callqa's [asr] section")
     args = p.parse_args()
     plan = build_calls(args)
@@ -178,27 +200,47 @@ def main():
     bleed = "no crosstalk" if args.bleed_db is None else f"crosstalk at {args.bleed_db:g} dB"
     print(f"{len(plan)} two-channel 8 kHz calls, {audio_s:.1f} s of call audio ({2 * audio_s:.1f} s of channel audio), {bleed}; threads {args.threads}")
     rows = []
+
+    def ours(beam, jobs, threads):
+        wall, rss, stages, texts = run_callqa(args, plan, beam, jobs, threads)
+        return wall, rss, error_rates(plan, texts), (stages, wall)
+
+    def peer(beam):
+        wall, rss, texts = run_fw(args, plan, beam, args.threads)
+        return wall, rss, error_rates(plan, texts), None
+
+    def summary(results):
+        """Median wall (faster-whisper's temperature fallback samples at random, so its time
+        and transcripts vary run to run), its range, max RSS, mean error rates."""
+        walls = sorted(r[0] for r in results)
+        mean = {k: sum(r[2][k] for r in results) / len(results) for k in results[0][2]}
+        return statistics.median(walls), (walls[0], walls[-1]), max(r[1] for r in results), mean, results[-1][3]
+
+    half = max(args.threads // 2, 1)
     for beam in (1, 5):
-        wall, rss, stages, texts = run_callqa(args, plan, beam, 1, args.threads)
-        rows.append(("callqa base q8_0", beam, "--jobs 1", wall, rss, error_rates(plan, texts), stages))
-        fw_wall, fw_rss, fw_texts = run_fw(args, plan, beam, args.threads)
-        rows.append(("faster-whisper base int8 + VAD", beam, "", fw_wall, fw_rss, error_rates(plan, fw_texts), None))
-    wall, rss, stages, texts = run_callqa(args, plan, 1, 2, max(args.threads // 2, 1))
-    rows.append(("callqa base q8_0", 1, f"--jobs 2 x {max(args.threads // 2, 1)} thread", wall, rss, error_rates(plan, texts), stages))
+        # Interleaved, so that a slow spell of the machine hits both engines alike.
+        pairs = [(ours(beam, 1, args.threads), peer(beam)) for _ in range(args.repeat)]
+        rows.append(("callqa base q8_0", beam, "--jobs 1", *summary([a for a, _ in pairs])))
+        rows.append(("faster-whisper base int8 + VAD", beam, "", *summary([b for _, b in pairs])))
+    rows.append(("callqa base q8_0", 1, f"--jobs 2 x {half} thread", *summary([ours(1, 2, half) for _ in range(args.repeat)])))
+    print(f"\nmedian of {args.repeat} runs each (range in brackets)")
     print("\n| engine | decoding | workers | wall s | call-s per wall-s | zh CER | en WER | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
-    for engine, beam, workers, wall, rss, rates, _ in rows:
+    for engine, beam, workers, wall, (low, high), rss, rates, _ in rows:
         decoding = "greedy" if beam == 1 else f"beam {beam}"
-        print(f"| {engine} | {decoding} | {workers} | {wall:.1f} | {audio_s / wall:.2f} | {rates['zh']:.3f} | {rates['en']:.3f} | {rss:.0f} |")
+        print(f"| {engine} | {decoding} | {workers} | {wall:.1f} [{low:.1f}-{high:.1f}] | {audio_s / wall:.2f} | {rates['zh']:.3f} | {rates['en']:.3f} | {rss:.0f} |")
+    peaks = rss_by_batch_size(args, plan, 4)
+    print("\npeak RSS by batch size, callqa greedy --jobs 1: " + ", ".join(f"{n} calls {mb:.0f} MB" for n, mb in peaks))
     for beam in (1, 5):
-        ours = next(r for r in rows if r[0].startswith("callqa") and r[1] == beam and r[2] == "--jobs 1")
-        peer = next(r for r in rows if r[0].startswith("faster") and r[1] == beam)
-        print(f"\nratio callqa / faster-whisper throughput, {'greedy' if beam == 1 else 'beam 5'}: {peer[3] / ours[3]:.2f}")
-    for engine, beam, workers, wall, _, _, stages in rows:
-        if stages:
+        mine = next(r for r in rows if r[0].startswith("callqa") and r[1] == beam and r[2] == "--jobs 1")
+        them = next(r for r in rows if r[0].startswith("faster") and r[1] == beam)
+        print(f"\nratio callqa / faster-whisper throughput, {'greedy' if beam == 1 else 'beam 5'}: {them[3] / mine[3]:.2f}")
+    print("\ncallqa seconds per stage (one run; with --jobs 2 the stages add up over both workers):")
+    for engine, beam, workers, _, _, _, _, timing in rows:
+        if timing:
+            stages, wall = timing
             shares = ", ".join(f"{k} {v:.2f} s ({100 * v / wall:.1f}%)" for k, v in stages.items())
-            print(f"callqa {'greedy' if beam == 1 else 'beam 5'} {workers}: {shares}")
-
+            print(f"callqa {'greedy' if beam == 1 else 'beam 5'} {workers}: wall {wall:.2f} s; {shares}")
 
 if __name__ == "__main__":
     main()
