@@ -300,10 +300,11 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
         info!(model = %path.display(), "loading Whisper model");
         Some(Transcriber::load(&path, options.config.asr.clone())?)
     };
+    let mut versions = sinks::parquet::call_versions(&options.out_dir)?;
     let already: HashSet<(String, String)> = if options.reprocess {
         HashSet::new()
     } else {
-        sinks::parquet::existing_calls(&options.out_dir)?.into_iter().collect()
+        versions.iter().map(|v| (v.call_id.clone(), v.content_sha256.clone())).collect()
     };
 
     let mut summary = RunSummary {
@@ -396,7 +397,13 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
         written_tables.push(table);
     }
     // Only now that the new rows are in place: the older versions of the calls just processed go.
-    let superseded = sinks::parquet::drop_superseded(&options.out_dir, &written_tables)?;
+    versions.extend(processed.iter().map(|c| sinks::parquet::CallVersion {
+        call_id: c.source.call_id.clone(),
+        content_sha256: c.content_sha256.clone(),
+        run_id: run_id.clone(),
+        processed_at: processed_at.timestamp_micros(),
+    }));
+    let superseded = sinks::parquet::drop_superseded(&options.out_dir, &written_tables, &versions)?;
     if superseded > 0 {
         info!(calls = superseded, "replaced the rows of calls processed again");
     }

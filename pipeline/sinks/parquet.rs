@@ -166,47 +166,55 @@ fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str, path: &Pat
     })
 }
 
-/// `(call_id, content_sha256)` of every call already in `<out>/calls`, so reruns can skip them.
-pub fn existing_calls(out_dir: &Path) -> Result<Vec<(String, String)>, SinkError> {
+/// One row of `<out>/calls`, as far as re-runs care.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallVersion {
+    pub call_id: String,
+    pub content_sha256: String,
+    pub run_id: String,
+    /// `processed_at`, microseconds since the epoch.
+    pub processed_at: i64,
+}
+
+/// Every call already in `<out>/calls`, read once per run: reruns skip calls with the same
+/// content, and [`drop_superseded`] finds older versions of calls processed again.
+pub fn call_versions(out_dir: &Path) -> Result<Vec<CallVersion>, SinkError> {
     let mut found = Vec::new();
     for path in table_files(out_dir, "calls") {
         for batch in read_file(&path)? {
             let ids = column::<StringArray>(&batch, "call_id", &path)?;
             let hashes = column::<StringArray>(&batch, "content_sha256", &path)?;
-            found.extend(ids.iter().zip(hashes).map(|(id, hash)| (id.unwrap_or("").into(), hash.unwrap_or("").into())));
+            let runs = column::<StringArray>(&batch, "run_id", &path)?;
+            let times = column::<TimestampMicrosecondArray>(&batch, "processed_at", &path)?;
+            found.extend((0..batch.num_rows()).map(|i| CallVersion {
+                call_id: ids.value(i).to_string(),
+                content_sha256: hashes.value(i).to_string(),
+                run_id: runs.value(i).to_string(),
+                processed_at: times.value(i),
+            }));
         }
     }
     Ok(found)
 }
 
 /// Keep one version of every call. A call processed again (`--reprocess`, or its audio
-/// changed) appears in the calls files of more than one run; the rows of all but its latest
-/// run (`processed_at`) are removed from `tables`, each file rewritten atomically or deleted
-/// when nothing is left. `calls` is cleaned last, so a run stopped half way leaves the
-/// evidence for the next run to finish the job. Returns how many stale versions went.
-pub fn drop_superseded(out_dir: &Path, tables: &[&str]) -> Result<usize, SinkError> {
-    // call_id -> (latest processed_at, its run) and every (run, call_id) seen.
-    let mut latest: HashMap<String, (i64, String)> = HashMap::new();
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for path in table_files(out_dir, "calls") {
-        for batch in read_file(&path)? {
-            let ids = column::<StringArray>(&batch, "call_id", &path)?;
-            let runs = column::<StringArray>(&batch, "run_id", &path)?;
-            let times = column::<TimestampMicrosecondArray>(&batch, "processed_at", &path)?;
-            for i in 0..batch.num_rows() {
-                let (id, run, at) = (ids.value(i).to_string(), runs.value(i).to_string(), times.value(i));
-                let entry = latest.entry(id.clone()).or_insert_with(|| (at, run.clone()));
-                if (at, &run) > (entry.0, &entry.1) {
-                    *entry = (at, run.clone());
-                }
-                seen.push((run, id));
-            }
+/// changed) has versions from more than one run; the rows of all but its latest run
+/// (`processed_at`) are removed from `tables`, each file rewritten atomically or deleted when
+/// nothing is left. `versions` are the calls rows on disk, those just written included.
+/// `calls` is cleaned last, so a run stopped half way leaves the evidence for the next run to
+/// finish the job. Returns how many stale versions went.
+pub fn drop_superseded(out_dir: &Path, tables: &[&str], versions: &[CallVersion]) -> Result<usize, SinkError> {
+    let mut latest: HashMap<&str, &CallVersion> = HashMap::new();
+    for v in versions {
+        let entry = latest.entry(&v.call_id).or_insert(v);
+        if (v.processed_at, &v.run_id) > (entry.processed_at, &entry.run_id) {
+            *entry = v;
         }
     }
     let mut stale: HashMap<String, HashSet<String>> = HashMap::new();
-    for (run, id) in seen {
-        if latest[&id].1 != run {
-            stale.entry(run).or_default().insert(id);
+    for v in versions {
+        if latest[v.call_id.as_str()].run_id != v.run_id {
+            stale.entry(v.run_id.clone()).or_default().insert(v.call_id.clone());
         }
     }
     let count = stale.values().map(HashSet::len).sum();
@@ -304,6 +312,7 @@ mod tests {
     fn write_run(dir: &Path, run: &str, calls: &[(&str, i64)]) {
         let calls_schema = Arc::new(Schema::new(vec![
             Field::new("call_id", DataType::Utf8, false),
+            Field::new("content_sha256", DataType::Utf8, false),
             Field::new("run_id", DataType::Utf8, false),
             Field::new(
                 "processed_at",
@@ -314,6 +323,7 @@ mod tests {
         let ids: Vec<&str> = calls.iter().map(|c| c.0).collect();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(ids.clone())),
+            Arc::new(StringArray::from(vec!["sha"; calls.len()])),
             Arc::new(StringArray::from(vec![run; calls.len()])),
             Arc::new(
                 TimestampMicrosecondArray::from(calls.iter().map(|c| c.1).collect::<Vec<_>>()).with_timezone("UTC"),
@@ -352,7 +362,7 @@ mod tests {
     }
 
     fn call_rows(dir: &Path) -> usize {
-        read_partitions(dir, "calls", &|_| true).unwrap().iter().map(|(_, b)| b.num_rows()).sum()
+        call_versions(dir).unwrap().len()
     }
 
     #[test]
@@ -361,13 +371,19 @@ mod tests {
         write_run(dir.path(), "r1", &[("a", 100), ("b", 100)]);
         write_run(dir.path(), "r2", &[("a", 200)]);
         write_run(dir.path(), "r3", &[("b", 300)]);
-        assert_eq!(drop_superseded(dir.path(), &["calls", "utterances"]).unwrap(), 2);
+        assert_eq!(
+            drop_superseded(dir.path(), &["calls", "utterances"], &call_versions(dir.path()).unwrap()).unwrap(),
+            2
+        );
         assert_eq!(texts(dir.path()), ["r2:a", "r2:a", "r3:b", "r3:b"]);
         // r1's files held only stale rows and are gone; nothing is left to do a second time.
         assert!(!dir.path().join("calls/call_date=2026-11-20/part-r1.parquet").exists());
         assert!(!dir.path().join("utterances/call_date=2026-11-20/part-r1.parquet").exists());
         assert_eq!(call_rows(dir.path()), 2);
-        assert_eq!(drop_superseded(dir.path(), &["calls", "utterances"]).unwrap(), 0);
+        assert_eq!(
+            drop_superseded(dir.path(), &["calls", "utterances"], &call_versions(dir.path()).unwrap()).unwrap(),
+            0
+        );
     }
 
     #[test]
@@ -376,10 +392,13 @@ mod tests {
         write_run(dir.path(), "r1", &[("a", 100), ("b", 100)]);
         write_run(dir.path(), "r2", &[("a", 200)]);
         // As if a run stopped after cleaning utterances but before calls.
-        drop_superseded(dir.path(), &["utterances"]).unwrap();
+        drop_superseded(dir.path(), &["utterances"], &call_versions(dir.path()).unwrap()).unwrap();
         assert_eq!(texts(dir.path()), ["r1:b", "r1:b", "r2:a", "r2:a"]);
         assert_eq!(call_rows(dir.path()), 3);
-        assert_eq!(drop_superseded(dir.path(), &["calls", "utterances"]).unwrap(), 1);
+        assert_eq!(
+            drop_superseded(dir.path(), &["calls", "utterances"], &call_versions(dir.path()).unwrap()).unwrap(),
+            1
+        );
         assert_eq!(call_rows(dir.path()), 2);
         assert_eq!(texts(dir.path()), ["r1:b", "r1:b", "r2:a", "r2:a"]);
     }
