@@ -113,8 +113,8 @@ fn main() {
     for (language, files) in [("zh", &ZH[..]), ("en", &EN[..])] {
         let settings = AsrSettings { language: language.into(), ..Default::default() };
         let transcriber = Transcriber::load(&model, settings.clone()).expect("run scripts/fetch-model.sh first");
-        let mut worker =
-            transcriber.worker(std::thread::available_parallelism().map_or(2, |n| n.get() as u32)).unwrap();
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
+        let mut worker = transcriber.worker(threads).unwrap();
         let config = Config { asr: settings, ..Config::default() };
         let (mut exact, mut fuzzy) = (Counts::default(), Counts::default());
         let calls = files.len() / 2;
@@ -156,7 +156,8 @@ fn main() {
                 call_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
                 agent_channel: None,
             };
-            let call = callqa::run::process_call(&source, &wav, String::new(), &config, Some(&mut worker)).unwrap();
+            let asr = callqa::run::stages::Asr { decoder: &mut worker, settings: &config.asr, model_name: "base", threads };
+            let call = callqa::run::stages::process_call(&source, wav, String::new(), &config, Some(asr)).unwrap().call;
             let chinese = language == "zh";
             let mut rules: Vec<(PhraseRule, bool)> = Vec::new();
             for (file, should_fire) in [(agent, true), (customer, false), (absent, false)] {

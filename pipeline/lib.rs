@@ -11,7 +11,10 @@
 //! - [`sampling`]: a month of scored calls -> calls for human review, and weighted estimates.
 //!
 //! [`review`] draws the monthly human-review sample and writes the agent report.
-//! [`run`] wires the stages into a batch over many calls; [`config`] holds every setting.
+//! [`record`] holds the plain records that pass between stages (source -> voiced ->
+//! transcribed -> scored call). [`run`] schedules the stages over a batch: CPU stages on a
+//! rayon pool, transcription in supervised worker processes, commits as it goes;
+//! [`config`] holds every setting.
 //! - [`model`]: Whisper weights (CTranslate2 -> GGML conversion, registry).
 pub mod asr;
 pub mod assemble;

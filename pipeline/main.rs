@@ -47,6 +47,21 @@ enum Command {
         /// Also write the run summary (counts, audio and wall seconds, seconds per stage) as JSON.
         #[arg(long)]
         stats: Option<PathBuf>,
+        /// Commit after this many finished calls (overrides run.commit_every).
+        #[arg(long)]
+        commit_every: Option<usize>,
+        /// ... or after this many seconds (overrides run.commit_interval_s).
+        #[arg(long)]
+        commit_interval_s: Option<f64>,
+        /// Runs that may try a failing call before it is left alone (overrides run.max_attempts).
+        #[arg(long)]
+        max_attempts: Option<u32>,
+    },
+    /// Internal: the transcription worker process `callqa run` starts and talks to over pipes.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        model: PathBuf,
     },
     /// Build a test call from clips and a TOML spec, with its ground truth (WAV + .truth.json).
     Assemble {
@@ -166,9 +181,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 quantize.name()
             );
         }
-        Command::Run { input, out, config, model, jobs, no_asr, reprocess, stats } => {
-            let config = load_config(config.as_deref())?;
-            let options = RunOptions { input, out_dir: out.clone(), config, model, jobs, no_asr, reprocess };
+        Command::Run {
+            input,
+            out,
+            config,
+            model,
+            jobs,
+            no_asr,
+            reprocess,
+            stats,
+            commit_every,
+            commit_interval_s,
+            max_attempts,
+        } => {
+            let mut config = load_config(config.as_deref())?;
+            config.run.commit_every = commit_every.unwrap_or(config.run.commit_every);
+            config.run.commit_interval_s = commit_interval_s.unwrap_or(config.run.commit_interval_s);
+            config.run.max_attempts = max_attempts.unwrap_or(config.run.max_attempts);
+            // Command-line values meet the same ranges as the file's.
+            let config = Config::parse(&config.to_toml()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let options =
+                RunOptions { input, out_dir: out.clone(), config, model, jobs, no_asr, reprocess, worker_exe: None };
             let bar = progress_bar();
             let summary = callqa::run::run(&options, &|done, total| {
                 bar.set_length(total as u64);
@@ -184,7 +217,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             println!("tables written under {}", out.display());
-            return Ok(if summary.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS });
+            return Ok(ExitCode::from(summary.exit_status() as u8));
+        }
+        Command::Worker { model } => {
+            callqa::asr::process::serve(&model)?;
         }
         Command::Assemble { spec, clips, out } => {
             let text = std::fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;

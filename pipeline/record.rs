@@ -1,5 +1,10 @@
 //! The plain records passed between stages. Times are seconds from the start of the call
 //! (`*_s` fields); sample counts are at the rate named beside them.
+//!
+//! A call moves through four records, each owning what the next stage needs and nothing
+//! more: [`CallSource`] (ingest) -> [`VoicedCall`] (read, decode, resample, speech activity;
+//! the file's bytes and the original-rate audio are gone) -> [`TranscribedCall`] (words;
+//! the audio is gone) -> [`ScoredCall`] (metrics, events, scorecard), which the sinks write.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -68,6 +73,90 @@ pub struct SpeakerAudio {
     pub samples_16k: Vec<f32>,
 }
 
+/// What a recording is, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioFacts {
+    pub duration_s: f64,
+    pub sample_rate_hz: u32,
+    pub channels: usize,
+    pub codec: &'static str,
+}
+
+/// Seconds spent in each stage (one call's, or summed over a run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageTimes {
+    pub read: f64,
+    pub decode: f64,
+    pub resample: f64,
+    pub vad: f64,
+    pub asr: f64,
+    pub metrics_rules: f64,
+    pub write: f64,
+}
+
+impl StageTimes {
+    pub fn add(&mut self, other: &StageTimes) {
+        self.read += other.read;
+        self.decode += other.decode;
+        self.resample += other.resample;
+        self.vad += other.vad;
+        self.asr += other.asr;
+        self.metrics_rules += other.metrics_rules;
+        self.write += other.write;
+    }
+}
+
+/// A call after the CPU stages: 16 kHz speaker channels and where each has speech.
+#[derive(Debug, Clone)]
+pub struct VoicedCall {
+    pub source: CallSource,
+    pub content_sha256: String,
+    pub facts: AudioFacts,
+    pub channels: Vec<SpeakerAudio>,
+    pub speech: Vec<(Speaker, Vec<SpeechInterval>)>,
+    pub timings: StageTimes,
+}
+
+impl VoicedCall {
+    /// Bytes of audio this record holds (what the scheduler's memory budget counts).
+    pub fn audio_bytes(&self) -> usize {
+        self.channels.iter().map(|c| c.samples_16k.len() * std::mem::size_of::<f32>()).sum()
+    }
+}
+
+/// A call with its words (none when transcription did not run); the audio is dropped.
+#[derive(Debug, Clone)]
+pub struct TranscribedCall {
+    pub source: CallSource,
+    pub content_sha256: String,
+    pub facts: AudioFacts,
+    pub speech: Vec<(Speaker, Vec<SpeechInterval>)>,
+    /// The Whisper model's name; `None` when transcription did not run.
+    pub model: Option<String>,
+    pub language: Option<String>,
+    pub utterances: Vec<Utterance>,
+    pub dropped: crate::asr::filter::DropCounts,
+    pub timings: StageTimes,
+}
+
+/// The scorecard of a transcribed call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    pub forbidden_hits: u32,
+    pub required_missing: u32,
+    pub qa_score: f64,
+}
+
+/// A call that went through every stage: what the sinks write.
+#[derive(Debug, Clone)]
+pub struct ScoredCall {
+    pub call: TranscribedCall,
+    pub metrics: crate::metrics::CallMetrics,
+    pub events: Vec<Event>,
+    /// The scorecard; `None` when nothing was transcribed (phrase rules need words).
+    pub scores: Option<Scores>,
+}
+
 /// A span of detected speech on one channel.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpeechInterval {
@@ -82,7 +171,7 @@ impl SpeechInterval {
 }
 
 /// A word piece with its own timing (Whisper token timestamps).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimedToken {
     pub text: String,
     pub start_s: f64,
@@ -90,7 +179,7 @@ pub struct TimedToken {
 }
 
 /// One transcribed segment of one speaker.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Utterance {
     pub speaker: Speaker,
     pub start_s: f64,
@@ -189,4 +278,109 @@ impl Event {
             points: None,
         }
     }
+}
+
+/// Where a call failed: a fixed vocabulary for logs and the `failures` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Ingest,
+    Read,
+    Decode,
+    Resample,
+    Vad,
+    Transcribe,
+    Score,
+    Internal,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Ingest => "ingest",
+            Stage::Read => "read",
+            Stage::Decode => "decode",
+            Stage::Resample => "resample",
+            Stage::Vad => "vad",
+            Stage::Transcribe => "transcribe",
+            Stage::Score => "score",
+            Stage::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a call failed, as a fixed vocabulary a query can group by (`failures.error_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorType {
+    NotFound,
+    NotRegularFile,
+    SymlinkLoop,
+    PermissionDenied,
+    IoError,
+    TooLarge,
+    Empty,
+    NotWav,
+    UnsupportedFormat,
+    Corrupt,
+    InvalidSamples,
+    TooLong,
+    ManifestRow,
+    DuplicateCallId,
+    WorkerCrashed,
+    TimeBudgetExceeded,
+    WhisperError,
+    Panic,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::NotFound => "not_found",
+            ErrorType::NotRegularFile => "not_regular_file",
+            ErrorType::SymlinkLoop => "symlink_loop",
+            ErrorType::PermissionDenied => "permission_denied",
+            ErrorType::IoError => "io_error",
+            ErrorType::TooLarge => "too_large",
+            ErrorType::Empty => "empty",
+            ErrorType::NotWav => "not_wav",
+            ErrorType::UnsupportedFormat => "unsupported_format",
+            ErrorType::Corrupt => "corrupt",
+            ErrorType::InvalidSamples => "invalid_samples",
+            ErrorType::TooLong => "too_long",
+            ErrorType::ManifestRow => "manifest_row",
+            ErrorType::DuplicateCallId => "duplicate_call_id",
+            ErrorType::WorkerCrashed => "worker_crashed",
+            ErrorType::TimeBudgetExceeded => "time_budget_exceeded",
+            ErrorType::WhisperError => "whisper_error",
+            ErrorType::Panic => "panic",
+        }
+    }
+
+    /// The type of a failed file-system call.
+    pub fn of_io(e: &std::io::Error) -> ErrorType {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => ErrorType::NotFound,
+            std::io::ErrorKind::PermissionDenied => ErrorType::PermissionDenied,
+            _ if e.raw_os_error() == Some(libc::ELOOP) => ErrorType::SymlinkLoop,
+            _ => ErrorType::IoError,
+        }
+    }
+}
+
+/// One call that could not be processed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{} ({}): {stage}: {reason}", call_id, path.display())]
+pub struct CallFailure {
+    pub call_id: String,
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, when they could be read.
+    pub content_sha256: Option<String>,
+    pub stage: Stage,
+    pub error_type: ErrorType,
+    pub reason: String,
 }

@@ -1,11 +1,17 @@
 //! Transcription: one speaker channel (16 kHz samples + speech intervals) -> utterances.
 //!
-//! One [`Transcriber`] (a loaded whisper.cpp model) is shared by all workers; each worker
-//! owns one [`AsrWorker`] (a whisper state). Only speech is decoded ([`windows`]); Chinese
-//! output is normalised to Simplified; [`filter`] removes Whisper's known failure modes.
-//! Tokens keep their own timestamps so phrase hits can point at the words.
+//! [`transcribe_channel`] plans decode windows over the channel's speech ([`windows`]), hands
+//! each to a [`WindowDecoder`] and turns Whisper's raw output back into utterances in call
+//! time; Chinese output is normalised to Simplified; [`filter`] removes Whisper's known
+//! failure modes. Tokens keep their own timestamps so phrase hits can point at the words.
+//!
+//! The decoder is native code (whisper.cpp), which can abort or crash the process it runs
+//! in. A batch therefore decodes in [`process::WorkerProcess`]es: the same binary started as
+//! `callqa worker`, holding an [`AsrWorker`] (one whisper state over a [`Transcriber`]) and
+//! talking over pipes. Tests and benchmarks may use an [`AsrWorker`] in process.
 
 pub mod filter;
+pub mod process;
 pub mod windows;
 
 use std::collections::VecDeque;
@@ -57,6 +63,12 @@ pub struct AsrSettings {
     /// precise than whisper.cpp's heuristic token times, which drift by up to a second.
     /// Default true.
     pub dtw_timestamps: bool,
+    /// A call's transcription may take this many times its duration before its worker is
+    /// stopped and the call fails (stage `transcribe`, `time_budget_exceeded`): a guard
+    /// against a decoder that loops. Default 10 (the measured rate is about 0.1x).
+    pub time_budget_x_audio: f64,
+    /// ... and at least this many seconds (model load and short calls). Default 120.
+    pub min_time_budget_s: f64,
     pub filter: FilterSettings,
 }
 
@@ -74,6 +86,8 @@ impl Default for AsrSettings {
             retry_min_speech_s: 1.0,
             flash_attention: false,
             dtw_timestamps: true,
+            time_budget_x_audio: 10.0,
+            min_time_budget_s: 120.0,
             filter: FilterSettings::default(),
         }
     }
@@ -87,11 +101,23 @@ pub enum AsrError {
     Language(String),
     #[error("whisper failed on the {speaker} channel at {at_s:.1} s: {reason}")]
     Decode { speaker: Speaker, at_s: f64, reason: String },
+    /// The worker process died (abort, segfault, out-of-memory kill) while decoding.
+    #[error("the transcription worker died: {reason}")]
+    WorkerDied { reason: String },
+    #[error("transcription took longer than its time budget of {budget_s:.0} s (asr.time_budget_x_audio, asr.min_time_budget_s)")]
+    TimeBudget { budget_s: f64 },
+    /// The worker process could not be started or spoke nonsense.
+    #[error("transcription worker: {0}")]
+    Worker(String),
 }
 
-/// A loaded model, shared by all workers.
+/// A loaded model, shared by all in-process workers.
 pub struct Transcriber {
     context: WhisperContext,
+    /// The same weights without DTW timing, loaded on first use: the fallback for a window
+    /// whose DTW pass crashed (see [`process`]).
+    plain: std::sync::OnceLock<Result<WhisperContext, String>>,
+    path: PathBuf,
     settings: AsrSettings,
     pub model_name: String,
 }
@@ -105,9 +131,64 @@ pub struct ChannelTranscript {
     pub languages: Vec<(String, f64)>,
 }
 
+/// How one window is decoded, besides the audio and the run's [`AsrSettings`]. It crosses
+/// the pipe to the worker process, so it is plain data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecodeParams {
+    /// The call the window belongs to (logs, and the test builds' fault injection).
+    pub call_id: String,
+    pub threads: u32,
+    /// Encoder frames (`fit_audio_ctx`); `None` = whisper.cpp's full 1500.
+    pub audio_ctx: Option<i32>,
+    /// DTW token timing, when the model was loaded with it; false = whisper.cpp's own token
+    /// times for this window.
+    pub dtw: bool,
+}
+
+/// One text token of a decoded window: its bytes (a Chinese character can span tokens) and
+/// whisper.cpp's times in centiseconds of window time (`t_dtw` is -1 without DTW).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawToken {
+    pub bytes: Vec<u8>,
+    pub t0: i64,
+    pub t1: i64,
+    pub t_dtw: i64,
+    pub plog: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawSegment {
+    pub t0: i64,
+    pub t1: i64,
+    pub no_speech_prob: f32,
+    pub tokens: Vec<RawToken>,
+}
+
+/// What Whisper returned for one window, as plain data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RawWindow {
+    pub language: String,
+    pub segments: Vec<RawSegment>,
+}
+
+/// Anything that turns one window of 16 kHz audio into Whisper's output: a whisper state in
+/// this process ([`AsrWorker`]) or a supervised worker process ([`process::WorkerProcess`]).
+pub trait WindowDecoder {
+    fn decode(&mut self, params: &DecodeParams, audio: &[f32]) -> Result<RawWindow, AsrError>;
+}
+
 const SAMPLE_RATE: f64 = 16_000.0;
 /// whisper.cpp refuses input shorter than one second; shorter windows are padded with silence.
 const MIN_WINDOW_SAMPLES: usize = 16_000 + 1_600;
+
+fn context_params(settings: &AsrSettings, hparams: &crate::model::ggml::HyperParams, dtw: bool) -> WhisperContextParameters<'static> {
+    let mut params = WhisperContextParameters::default();
+    params.flash_attn(settings.flash_attention);
+    if dtw {
+        params.dtw_parameters(DtwParameters { mode: dtw_mode(hparams), ..Default::default() });
+    }
+    params
+}
 
 impl Transcriber {
     pub fn load(path: &Path, settings: AsrSettings) -> Result<Transcriber, AsrError> {
@@ -116,37 +197,58 @@ impl Transcriber {
         }
         whisper_rs::install_logging_hooks();
         let load_error = |reason: String| AsrError::Load { path: path.to_path_buf(), reason };
-        let file = std::fs::File::open(path).map_err(|e| load_error(e.to_string()))?;
-        let hparams =
-            crate::model::ggml::read_hparams(std::io::BufReader::new(file)).map_err(|e| load_error(e.to_string()))?;
-        let mut params = WhisperContextParameters::default();
-        params.flash_attn(settings.flash_attention);
-        if settings.dtw_timestamps && !settings.flash_attention {
-            params.dtw_parameters(DtwParameters { mode: dtw_mode(&hparams), ..Default::default() });
-        }
-        let context = WhisperContext::new_with_params(path, params)
-            .map_err(|e| AsrError::Load { path: path.to_path_buf(), reason: e.to_string() })?;
+        let hparams = read_hparams(path).map_err(load_error)?;
+        let context = WhisperContext::new_with_params(path, context_params(&settings, &hparams, settings.uses_dtw()))
+            .map_err(|e| load_error(e.to_string()))?;
         let model_name = path.file_stem().map_or_else(|| "whisper".into(), |s| s.to_string_lossy().into_owned());
-        Ok(Transcriber { context, settings, model_name })
+        Ok(Transcriber { context, plain: Default::default(), path: path.to_path_buf(), settings, model_name })
     }
 
     pub fn settings(&self) -> &AsrSettings {
         &self.settings
     }
 
+    fn plain_context(&self) -> Result<&WhisperContext, AsrError> {
+        self.plain
+            .get_or_init(|| {
+                let hparams = read_hparams(&self.path)?;
+                WhisperContext::new_with_params(&self.path, context_params(&self.settings, &hparams, false))
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|reason| AsrError::Load { path: self.path.clone(), reason: reason.clone() })
+    }
+
     pub fn worker(&self, threads: u32) -> Result<AsrWorker<'_>, AsrError> {
-        let state = self.context.create_state().map_err(|e| AsrError::Load {
-            path: PathBuf::from(&self.model_name),
+        Ok(AsrWorker { transcriber: self, state: self.new_state(&self.context)?, plain_state: None, threads: threads.max(1) })
+    }
+
+    fn new_state(&self, context: &WhisperContext) -> Result<WhisperState, AsrError> {
+        context.create_state().map_err(|e| AsrError::Load {
+            path: self.path.clone(),
             reason: format!("cannot create a whisper state: {e}"),
-        })?;
-        Ok(AsrWorker { transcriber: self, state, threads: threads.max(1) })
+        })
     }
 }
 
-/// One whisper state: transcribes one channel at a time.
+fn read_hparams(path: &Path) -> Result<crate::model::ggml::HyperParams, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    crate::model::ggml::read_hparams(std::io::BufReader::new(file)).map_err(|e| e.to_string())
+}
+
+impl AsrSettings {
+    /// Whether DTW token timing is on (flash attention rules it out in whisper.cpp).
+    pub fn uses_dtw(&self) -> bool {
+        self.dtw_timestamps && !self.flash_attention
+    }
+}
+
+/// One whisper state in this process: decodes one window at a time.
 pub struct AsrWorker<'t> {
     transcriber: &'t Transcriber,
     state: WhisperState,
+    /// A state of the model without DTW, made when a window asks for it.
+    plain_state: Option<WhisperState>,
     threads: u32,
 }
 
@@ -192,7 +294,7 @@ fn skipped_pieces(window: &windows::Window, found: &[Utterance], min_speech_s: f
 }
 
 /// Decoding parameters for one window.
-fn full_params(s: &AsrSettings, threads: u32) -> FullParams<'_, '_> {
+fn full_params<'a>(s: &'a AsrSettings, threads: u32) -> FullParams<'a, 'a> {
     let strategy = if s.beam_size > 1 {
         SamplingStrategy::BeamSearch { beam_size: s.beam_size as i32, patience: -1.0 }
     } else {
@@ -215,155 +317,195 @@ fn full_params(s: &AsrSettings, threads: u32) -> FullParams<'_, '_> {
     p
 }
 
-impl<'t> AsrWorker<'t> {
-    /// Transcribe the speech of one channel.
+impl WindowDecoder for AsrWorker<'_> {
+    fn decode(&mut self, params: &DecodeParams, audio: &[f32]) -> Result<RawWindow, AsrError> {
+        let transcriber = self.transcriber;
+        let settings = &transcriber.settings;
+        let state = if params.dtw || !settings.uses_dtw() {
+            &mut self.state
+        } else {
+            if self.plain_state.is_none() {
+                self.plain_state = Some(transcriber.new_state(transcriber.plain_context()?)?);
+            }
+            self.plain_state.as_mut().expect("made above")
+        };
+        let mut full = full_params(settings, params.threads.max(1));
+        if let Some(ctx) = params.audio_ctx {
+            full.set_audio_ctx(ctx);
+        }
+        state.full(full, audio).map_err(|e| AsrError::Worker(format!("whisper_full failed: {e}")))?;
+        let eot = transcriber.context.token_eot();
+        let language = whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("unknown").to_string();
+        let segments = state
+            .as_iter()
+            .map(|segment| RawSegment {
+                t0: segment.start_timestamp(),
+                t1: segment.end_timestamp(),
+                no_speech_prob: segment.no_speech_probability(),
+                tokens: (0..segment.n_tokens())
+                    .filter_map(|i| segment.get_token(i))
+                    .filter_map(|token| {
+                        let data = token.token_data();
+                        let bytes = token.to_bytes().ok()?;
+                        (data.id < eot).then(|| RawToken {
+                            bytes: bytes.to_vec(),
+                            t0: data.t0,
+                            t1: data.t1,
+                            t_dtw: data.t_dtw,
+                            plog: data.plog,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(RawWindow { language, segments })
+    }
+}
+
+impl AsrWorker<'_> {
+    /// Transcribe the speech of one channel in this process.
     pub fn transcribe(
         &mut self,
         speaker: Speaker,
         samples_16k: &[f32],
         speech: &[SpeechInterval],
     ) -> Result<ChannelTranscript, AsrError> {
-        let s = &self.transcriber.settings;
-        let length_s = samples_16k.len() as f64 / SAMPLE_RATE;
-        let mut out = ChannelTranscript::default();
-        let mut utterances = Vec::new();
-        let mut queue: VecDeque<(windows::Window, bool)> =
-            windows::plan_windows(speech, s.window_pad_s, s.window_gap_s, s.max_window_s, length_s)
-                .into_iter()
-                .map(|w| (w, false))
-                .collect();
-        while let Some((window, is_retry)) = queue.pop_front() {
-            let mut audio = window.gather(samples_16k);
-            if audio.len() < MIN_WINDOW_SAMPLES {
-                audio.resize(MIN_WINDOW_SAMPLES, 0.0);
-            }
-            let at_s = window.pieces[0].call_start_s;
-            let transcriber: &'t Transcriber = self.transcriber;
-            let mut params = full_params(&transcriber.settings, self.threads);
-            if transcriber.settings.fit_audio_ctx {
-                params.set_audio_ctx(fitted_audio_ctx(audio.len()));
-            }
-            self.state.full(params, &audio).map_err(|e| AsrError::Decode { speaker, at_s, reason: e.to_string() })?;
-            let language =
-                whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or("unknown").to_string();
-            let is_chinese = language == "zh";
-            out.languages.push((language, window.len_s));
-            let found = self.collect_utterances(speaker, &window, is_chinese);
-            if !is_retry && s.retry_min_speech_s > 0.0 {
-                let skipped = skipped_pieces(&window, &found, s.retry_min_speech_s);
-                if !skipped.is_empty() {
-                    debug!(
-                        ?speaker,
-                        at_s,
-                        pieces = skipped.len(),
-                        "Whisper skipped speech; decoding it again on its own"
-                    );
-                    let retries = windows::pack(skipped, s.window_gap_s, s.max_window_s);
-                    for retry in retries.into_iter().rev() {
-                        queue.push_front((retry, true));
-                    }
-                }
-            }
-            utterances.extend(found);
-        }
-        let (kept, dropped) = filter::filter(utterances, speech, &s.filter);
-        out.utterances = kept;
-        out.dropped = dropped;
-        Ok(out)
+        let settings = self.transcriber.settings.clone();
+        let threads = self.threads;
+        transcribe_channel(self, &settings, "", threads, speaker, samples_16k, speech)
     }
+}
 
-    /// Read the state's segments as utterances in call time: a segment's tokens are split by
-    /// the speech piece they fall in, and an utterance that is alone in its piece takes the
-    /// piece's detected speech bounds (more precise than Whisper's timestamps).
-    fn collect_utterances(&self, speaker: Speaker, window: &windows::Window, is_chinese: bool) -> Vec<Utterance> {
-        struct Group {
-            segment: i32,
-            piece: usize,
-            tokens: Vec<TimedToken>,
-            logprobs: Vec<f32>,
-            no_speech_prob: f32,
+/// Transcribe the speech of one channel: plan windows over its speech, decode each with
+/// `decoder`, decode again on their own the pieces Whisper passed over, map tokens back to
+/// call time and filter Whisper's known failure modes.
+pub fn transcribe_channel(
+    decoder: &mut dyn WindowDecoder,
+    s: &AsrSettings,
+    call_id: &str,
+    threads: u32,
+    speaker: Speaker,
+    samples_16k: &[f32],
+    speech: &[SpeechInterval],
+) -> Result<ChannelTranscript, AsrError> {
+    let length_s = samples_16k.len() as f64 / SAMPLE_RATE;
+    let mut out = ChannelTranscript::default();
+    let mut utterances = Vec::new();
+    let mut queue: VecDeque<(windows::Window, bool)> =
+        windows::plan_windows(speech, s.window_pad_s, s.window_gap_s, s.max_window_s, length_s)
+            .into_iter()
+            .map(|w| (w, false))
+            .collect();
+    while let Some((window, is_retry)) = queue.pop_front() {
+        let mut audio = window.gather(samples_16k);
+        if audio.len() < MIN_WINDOW_SAMPLES {
+            audio.resize(MIN_WINDOW_SAMPLES, 0.0);
         }
-        let eot = self.transcriber.context.token_eot();
-        let script = |text: &str| {
-            if is_chinese {
-                to_simplified(text)
-            } else {
-                text.to_string()
-            }
+        let at_s = window.pieces[0].call_start_s;
+        let params = DecodeParams {
+            call_id: call_id.to_string(),
+            threads,
+            audio_ctx: s.fit_audio_ctx.then(|| fitted_audio_ctx(audio.len())),
+            dtw: s.uses_dtw(),
         };
-        let mut groups: Vec<Group> = Vec::new();
-        for segment in self.state.as_iter() {
-            let (seg_t0, seg_t1) = (segment.start_timestamp() as f64 / 100.0, segment.end_timestamp() as f64 / 100.0);
-            let (mut pending, mut pending_t0, mut pending_logprob) = (Vec::<u8>::new(), None, 0.0f32);
-            for i in 0..segment.n_tokens() {
-                let Some(token) = segment.get_token(i) else {
-                    continue;
-                };
-                let data = token.token_data();
-                if data.id >= eot {
-                    continue;
+        let raw = decoder.decode(&params, &audio).map_err(|e| match e {
+            AsrError::Worker(reason) => AsrError::Decode { speaker, at_s, reason },
+            other => other,
+        })?;
+        let is_chinese = raw.language == "zh";
+        let found = collect_utterances(&raw, speaker, &window, is_chinese);
+        out.languages.push((raw.language, window.len_s));
+        if !is_retry && s.retry_min_speech_s > 0.0 {
+            let skipped = skipped_pieces(&window, &found, s.retry_min_speech_s);
+            if !skipped.is_empty() {
+                debug!(?speaker, at_s, pieces = skipped.len(), "Whisper skipped speech; decoding it again on its own");
+                let retries = windows::pack(skipped, s.window_gap_s, s.max_window_s);
+                for retry in retries.into_iter().rev() {
+                    queue.push_front((retry, true));
                 }
-                let Ok(bytes) = token.to_bytes() else {
-                    continue;
-                };
-                pending.extend_from_slice(bytes);
-                pending_logprob += data.plog;
-                // t_dtw is the token's onset by alignment (-1 when DTW is off).
-                let onset = if data.t_dtw >= 0 { data.t_dtw } else { data.t0 };
-                let t0 = *pending_t0.get_or_insert((onset as f64 / 100.0).clamp(seg_t0, seg_t1));
-                // A Chinese character can span tokens: emit once the bytes are whole UTF-8.
-                let Ok(text) = std::str::from_utf8(&pending) else {
-                    continue;
-                };
-                let t1 = (data.t1 as f64 / 100.0).clamp(t0, seg_t1);
-                let piece = window.piece_at(if data.t_dtw >= 0 { t0 } else { (t0 + t1) / 2.0 });
-                let timed =
-                    TimedToken { text: script(text), start_s: window.to_call_time(t0), end_s: window.to_call_time(t1) };
-                match groups.last_mut() {
-                    Some(g) if g.segment == segment.segment_index() && g.piece == piece => {
-                        g.tokens.push(timed);
-                        g.logprobs.push(pending_logprob);
-                    }
-                    _ => groups.push(Group {
-                        segment: segment.segment_index(),
-                        piece,
-                        tokens: vec![timed],
-                        logprobs: vec![pending_logprob],
-                        no_speech_prob: segment.no_speech_probability(),
-                    }),
-                }
-                pending.clear();
-                pending_t0 = None;
-                pending_logprob = 0.0;
             }
         }
-        let groups_in_piece = |piece: usize| groups.iter().filter(|g| g.piece == piece).count();
-        groups
-            .iter()
-            .filter_map(|g| {
-                let text = g.tokens.iter().map(|t| t.text.as_str()).collect::<String>().trim().to_string();
-                if text.is_empty() {
-                    return None;
-                }
-                let piece = &window.pieces[g.piece];
-                let (start_s, end_s) = if groups_in_piece(g.piece) == 1 {
-                    (piece.speech_start_s, piece.speech_end_s)
-                } else {
-                    let start = g.tokens[0].start_s.clamp(piece.speech_start_s, piece.speech_end_s);
-                    (start, g.tokens[g.tokens.len() - 1].end_s.clamp(start, piece.speech_end_s))
-                };
-                Some(Utterance {
-                    speaker,
-                    start_s,
-                    end_s,
-                    text,
-                    avg_logprob: g.logprobs.iter().sum::<f32>() / g.logprobs.len() as f32,
-                    no_speech_prob: g.no_speech_prob,
-                    tokens: g.tokens.clone(),
-                })
-            })
-            .collect()
+        utterances.extend(found);
     }
+    let (kept, dropped) = filter::filter(utterances, speech, &s.filter);
+    out.utterances = kept;
+    out.dropped = dropped;
+    Ok(out)
+}
+
+/// Read a decoded window's segments as utterances in call time: a segment's tokens are split
+/// by the speech piece they fall in, and an utterance that is alone in its piece takes the
+/// piece's detected speech bounds (more precise than Whisper's timestamps).
+fn collect_utterances(raw: &RawWindow, speaker: Speaker, window: &windows::Window, is_chinese: bool) -> Vec<Utterance> {
+    struct Group {
+        segment: usize,
+        piece: usize,
+        tokens: Vec<TimedToken>,
+        logprobs: Vec<f32>,
+        no_speech_prob: f32,
+    }
+    let script = |text: &str| if is_chinese { to_simplified(text) } else { text.to_string() };
+    let mut groups: Vec<Group> = Vec::new();
+    for (segment_index, segment) in raw.segments.iter().enumerate() {
+        let (seg_t0, seg_t1) = (segment.t0 as f64 / 100.0, segment.t1 as f64 / 100.0);
+        let (mut pending, mut pending_t0, mut pending_logprob) = (Vec::<u8>::new(), None, 0.0f32);
+        for token in &segment.tokens {
+            pending.extend_from_slice(&token.bytes);
+            pending_logprob += token.plog;
+            // t_dtw is the token's onset by alignment (-1 when DTW is off).
+            let onset = if token.t_dtw >= 0 { token.t_dtw } else { token.t0 };
+            let t0 = *pending_t0.get_or_insert((onset as f64 / 100.0).clamp(seg_t0, seg_t1.max(seg_t0)));
+            // A Chinese character can span tokens: emit once the bytes are whole UTF-8.
+            let Ok(text) = std::str::from_utf8(&pending) else {
+                continue;
+            };
+            let t1 = (token.t1 as f64 / 100.0).clamp(t0, seg_t1.max(t0));
+            let piece = window.piece_at(if token.t_dtw >= 0 { t0 } else { (t0 + t1) / 2.0 });
+            let timed = TimedToken { text: script(text), start_s: window.to_call_time(t0), end_s: window.to_call_time(t1) };
+            match groups.last_mut() {
+                Some(g) if g.segment == segment_index && g.piece == piece => {
+                    g.tokens.push(timed);
+                    g.logprobs.push(pending_logprob);
+                }
+                _ => groups.push(Group {
+                    segment: segment_index,
+                    piece,
+                    tokens: vec![timed],
+                    logprobs: vec![pending_logprob],
+                    no_speech_prob: segment.no_speech_prob,
+                }),
+            }
+            pending.clear();
+            pending_t0 = None;
+            pending_logprob = 0.0;
+        }
+    }
+    let groups_in_piece = |piece: usize| groups.iter().filter(|g| g.piece == piece).count();
+    groups
+        .iter()
+        .filter_map(|g| {
+            let text = g.tokens.iter().map(|t| t.text.as_str()).collect::<String>().trim().to_string();
+            if text.is_empty() {
+                return None;
+            }
+            let piece = &window.pieces[g.piece];
+            let (start_s, end_s) = if groups_in_piece(g.piece) == 1 {
+                (piece.speech_start_s, piece.speech_end_s)
+            } else {
+                let start = g.tokens[0].start_s.clamp(piece.speech_start_s, piece.speech_end_s);
+                (start, g.tokens[g.tokens.len() - 1].end_s.clamp(start, piece.speech_end_s))
+            };
+            Some(Utterance {
+                speaker,
+                start_s,
+                end_s,
+                text,
+                avg_logprob: g.logprobs.iter().sum::<f32>() / g.logprobs.len() as f32,
+                no_speech_prob: g.no_speech_prob,
+                tokens: g.tokens.clone(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

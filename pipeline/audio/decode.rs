@@ -34,6 +34,8 @@ pub enum DecodeError {
     NoSamples,
     #[error("recording is {seconds:.0} s long, over the {limit_s:.0} s limit (decode.max_duration_s)")]
     TooLong { seconds: f64, limit_s: f64 },
+    #[error("sample {index} of channel {channel} is {value} (not a number): the float data is corrupt")]
+    NonFinite { channel: usize, index: usize, value: f32 },
 }
 
 /// The `fmt ` fields we need, read without trusting the rest of the header.
@@ -145,6 +147,7 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, Dec
         }
         _ => decode_pcm(bytes)?,
     };
+    let interleaved = if codec == "pcm_f32" { clean_float(interleaved, channel_count)? } else { interleaved };
     let mut channels = vec![Vec::with_capacity(frames); channel_count];
     for frame in interleaved.chunks_exact(channel_count) {
         for (channel, &sample) in channels.iter_mut().zip(frame) {
@@ -152,6 +155,19 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, Dec
         }
     }
     Ok(DecodedAudio { sample_rate_hz: format.sample_rate, channels, codec })
+}
+
+/// Float WAVs may hold anything: NaN or infinity is corruption and fails the call (it would
+/// reach whisper.cpp and crash it); finite samples beyond full scale are clipped to [-1, 1],
+/// as any player would, so the resampler and the speech detector see sane levels.
+fn clean_float(mut samples: Vec<f32>, channels: usize) -> Result<Vec<f32>, DecodeError> {
+    if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
+        return Err(DecodeError::NonFinite { channel: i % channels, index: i / channels, value: samples[i] });
+    }
+    for s in &mut samples {
+        *s = s.clamp(-1.0, 1.0);
+    }
+    Ok(samples)
 }
 
 fn decode_pcm(bytes: &[u8]) -> Result<(Vec<f32>, &'static str), DecodeError> {
@@ -272,5 +288,22 @@ pub(crate) mod tests {
         assert!(matches!(decode_wav(&good, 0.01), Err(DecodeError::TooLong { .. })));
         let header_only = pcm_wav(16000, 1, 16, false, &[]);
         assert!(matches!(decode_wav(&header_only, 10.0), Err(DecodeError::NoSamples)));
+    }
+
+    #[test]
+    fn non_finite_float_samples_fail_and_huge_ones_are_clipped() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut frames = vec![vec![0.1, 0.2]; 50];
+            frames[7][1] = bad;
+            let err = decode_wav(&pcm_wav(8000, 2, 32, true, &frames), 10.0).unwrap_err();
+            assert!(matches!(err, DecodeError::NonFinite { channel: 1, index: 7, .. }), "{err:?}");
+            assert!(err.to_string().contains("sample 7 of channel 1"), "{err}");
+        }
+        let frames: Vec<Vec<f32>> = (0..800).map(|i| vec![if i % 2 == 0 { 1e30 } else { -3.0 }]).collect();
+        let audio = decode_wav(&pcm_wav(8000, 1, 32, true, &frames), 10.0).unwrap();
+        assert!(audio.channels[0].iter().all(|s| s.abs() <= 1.0));
+        // And the resampler takes what decode hands it.
+        let resampled = crate::audio::resample::to_16k(&audio.channels, 8000).unwrap();
+        assert!(resampled[0].iter().all(|s| s.is_finite()));
     }
 }

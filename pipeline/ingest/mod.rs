@@ -4,7 +4,10 @@
 //! (`path` required; `call_id`, `agent_id`, `started_at` (RFC 3339), `agent_channel`
 //! optional; relative paths resolve against the manifest's folder). Out: one entry per call,
 //! either a [`CallSource`] or the reason that row cannot be a call. Only a missing input or an
-//! unreadable manifest is fatal.
+//! unreadable manifest is fatal. Nothing is passed over in silence: a folder that cannot be
+//! read, a dangling symlink, a symlink loop, or a `.wav` that is not a regular file (a FIFO,
+//! a device) is a rejected entry, and so is a manifest path that is not a regular file, which
+//! is refused before anything reads it.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 
-use crate::record::CallSource;
+use crate::record::{CallSource, ErrorType};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -27,6 +30,7 @@ pub enum IngestError {
 pub struct Rejected {
     pub call_id: String,
     pub path: PathBuf,
+    pub error_type: ErrorType,
     pub reason: String,
 }
 
@@ -47,9 +51,30 @@ fn stem(path: &Path) -> String {
     path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
 }
 
-fn modified_date(path: &Path) -> Result<NaiveDate, String> {
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).map_err(|e| format!("cannot stat file: {e}"))?;
+/// The modification date of a regular file; anything else (missing, a FIFO, a device, a
+/// folder, a symlink loop) is refused here, before any read could hang or run forever.
+fn regular_file_date(path: &Path) -> Result<NaiveDate, (ErrorType, String)> {
+    let metadata = std::fs::metadata(path).map_err(|e| (ErrorType::of_io(&e), format!("cannot stat file: {e}")))?;
+    if !metadata.is_file() {
+        return Err((ErrorType::NotRegularFile, format!("not a regular file ({})", file_kind(&metadata.file_type()))));
+    }
+    let modified = metadata.modified().map_err(|e| (ErrorType::IoError, format!("no modification time: {e}")))?;
     Ok(DateTime::<Utc>::from(modified).date_naive())
+}
+
+fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a folder"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a plain file"
+    }
 }
 
 fn is_wav(path: &Path) -> bool {
@@ -67,23 +92,42 @@ pub fn discover(input: &Path) -> Result<Vec<Result<CallSource, Rejected>>, Inges
 }
 
 fn from_folder(dir: &Path) -> Vec<Result<CallSource, Rejected>> {
-    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(dir)
-        .follow_links(true)
+    let mut found: Vec<(PathBuf, Option<Rejected>)> = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).follow_links(true) {
+        match entry {
+            Ok(e) if e.file_type().is_dir() => {}
+            Ok(e) if is_wav(e.path()) => found.push((e.into_path(), None)),
+            Ok(_) => {}
+            // A folder we cannot list, a dangling symlink or a symlink loop: say so.
+            Err(e) => {
+                let path = e.path().unwrap_or(dir).to_path_buf();
+                let error_type = if e.loop_ancestor().is_some() {
+                    ErrorType::SymlinkLoop
+                } else {
+                    e.io_error().map_or(ErrorType::IoError, ErrorType::of_io)
+                };
+                let reason = match error_type {
+                    ErrorType::SymlinkLoop => "symlink loop: this link points back to a folder above it".to_string(),
+                    ErrorType::NotFound => "dangling symlink: its target does not exist".to_string(),
+                    _ => format!("cannot read: {}", e.io_error().map_or_else(|| e.to_string(), |io| io.to_string())),
+                };
+                found.push((path.clone(), Some(Rejected { call_id: stem(&path), path, error_type, reason })));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
         .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && is_wav(e.path()))
-        .map(|e| e.into_path())
-        .collect();
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
+        .map(|(path, rejected)| {
+            if let Some(rejected) = rejected {
+                return Err(rejected);
+            }
             let call_id = stem(&path);
-            match modified_date(&path) {
+            match regular_file_date(&path) {
                 Ok(call_date) => {
                     Ok(CallSource { call_id, path, agent_id: None, started_at: None, call_date, agent_channel: None })
                 }
-                Err(reason) => Err(Rejected { call_id, path, reason }),
+                Err((error_type, reason)) => Err(Rejected { call_id, path, error_type, reason }),
             }
         })
         .collect()
@@ -107,6 +151,7 @@ fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, I
                 calls.push(Err(Rejected {
                     call_id: format!("line {line}"),
                     path: manifest.to_path_buf(),
+                    error_type: ErrorType::ManifestRow,
                     reason: e.to_string(),
                 }));
                 continue;
@@ -114,9 +159,10 @@ fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, I
         };
         let path = base.join(&row.path);
         let call_id = row.call_id.filter(|s| !s.is_empty()).unwrap_or_else(|| stem(&path));
-        let reject = |reason: String| Rejected {
+        let reject = |error_type: ErrorType, reason: String| Rejected {
             call_id: call_id.clone(),
             path: path.clone(),
+            error_type,
             reason: format!("manifest line {line}: {reason}"),
         };
         let started_at = match row.started_at.as_deref().filter(|s| !s.is_empty()) {
@@ -124,7 +170,7 @@ fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, I
             Some(text) => match DateTime::parse_from_rfc3339(text) {
                 Ok(t) => Some(t.with_timezone(&Utc)),
                 Err(e) => {
-                    calls.push(Err(reject(format!("started_at {text:?} is not RFC 3339 ({e})"))));
+                    calls.push(Err(reject(ErrorType::ManifestRow, format!("started_at {text:?} is not RFC 3339 ({e})"))));
                     continue;
                 }
             },
@@ -134,14 +180,12 @@ fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, I
             Some("0") => Some(0),
             Some("1") => Some(1),
             Some(other) => {
-                calls.push(Err(reject(format!("agent_channel {other:?} must be 0 or 1"))));
+                calls.push(Err(reject(ErrorType::ManifestRow, format!("agent_channel {other:?} must be 0 or 1"))));
                 continue;
             }
         };
-        let call_date = match started_at {
-            Some(t) => Ok(t.date_naive()),
-            None => modified_date(&path),
-        };
+        // Checked even when started_at dates the call: a FIFO or device must never be read.
+        let call_date = regular_file_date(&path).map(|modified| started_at.map_or(modified, |t| t.date_naive()));
         calls.push(match call_date {
             Ok(call_date) => Ok(CallSource {
                 call_id: call_id.clone(),
@@ -151,7 +195,7 @@ fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, I
                 call_date,
                 agent_channel,
             }),
-            Err(reason) => Err(reject(reason)),
+            Err((error_type, reason)) => Err(reject(error_type, reason)),
         });
     }
     Ok(calls)
@@ -166,6 +210,7 @@ fn reject_duplicate_ids(found: &mut [Result<CallSource, Rejected>]) {
                 *entry = Err(Rejected {
                     call_id: call.call_id.clone(),
                     path: call.path.clone(),
+                    error_type: ErrorType::DuplicateCallId,
                     reason: "duplicate call_id (already used by an earlier file)".into(),
                 });
             }
@@ -220,6 +265,43 @@ mod tests {
         assert_eq!(found[1].as_ref().unwrap().call_id, "one");
         assert!(found[2].as_ref().unwrap_err().reason.contains("RFC 3339"));
         assert!(found[3].as_ref().unwrap_err().reason.contains("agent_channel"));
+    }
+
+    #[test]
+    fn special_files_links_and_unreadable_folders_are_rejected_by_name() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("good.wav"), b"x").unwrap();
+        let fifo = std::ffi::CString::new(d.join("pipe.wav").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        symlink(d.join("missing.wav"), d.join("dangling.wav")).unwrap();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        symlink(d, d.join("sub/loop")).unwrap();
+        std::fs::create_dir(d.join("locked")).unwrap();
+        std::fs::write(d.join("locked/hidden.wav"), b"x").unwrap();
+        std::fs::set_permissions(d.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+        let can_bypass = std::fs::read_dir(d.join("locked")).is_ok(); // root ignores permissions
+        let found = discover(d).unwrap();
+        std::fs::set_permissions(d.join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let rejected = |id: &str| {
+            found.iter().find_map(|r| r.as_ref().err().filter(|e| e.call_id == id).map(|e| e.error_type))
+        };
+        assert_eq!(rejected("pipe"), Some(ErrorType::NotRegularFile));
+        assert_eq!(rejected("dangling"), Some(ErrorType::NotFound));
+        assert_eq!(rejected("loop"), Some(ErrorType::SymlinkLoop));
+        if !can_bypass {
+            assert_eq!(rejected("locked"), Some(ErrorType::PermissionDenied));
+        }
+        assert!(found.iter().any(|r| r.as_ref().is_ok_and(|c| c.call_id == "good")));
+
+        // A manifest naming a FIFO or a device refuses it without reading it.
+        let manifest = d.join("m.csv");
+        std::fs::write(&manifest, format!("path,call_id\npipe.wav,p\n/dev/zero,z\n{}/good.wav,g\n", d.display()))
+            .unwrap();
+        let found = discover(&manifest).unwrap();
+        let types: Vec<Option<ErrorType>> = found.iter().map(|r| r.as_ref().err().map(|e| e.error_type)).collect();
+        assert_eq!(types, vec![Some(ErrorType::NotRegularFile), Some(ErrorType::NotRegularFile), None]);
     }
 
     #[test]

@@ -57,7 +57,9 @@ pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
         writer.write(batch).map_err(|e| e.to_string())?;
         let file = writer.into_inner().map_err(|e| e.to_string())?;
         file.sync_all().map_err(|e| e.to_string())?;
-        fs::rename(&tmp, path).map_err(|e| e.to_string())
+        fs::rename(&tmp, path).map_err(|e| e.to_string())?;
+        // The rename itself survives a power cut only once the folder is synced.
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -116,7 +118,7 @@ pub fn batch(table: &str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<R
 }
 
 /// The table's files under `<out>/<table>` (dot-prefixed temporaries excluded), sorted.
-fn table_files(out_dir: &Path, table: &str) -> Vec<PathBuf> {
+pub(crate) fn table_files(out_dir: &Path, table: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = walkdir::WalkDir::new(out_dir.join(table))
         .into_iter()
         .filter_map(Result::ok)
@@ -130,7 +132,7 @@ fn table_files(out_dir: &Path, table: &str) -> Vec<PathBuf> {
     files
 }
 
-fn read_file(path: &Path) -> Result<Vec<RecordBatch>, SinkError> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<RecordBatch>, SinkError> {
     let fail = |reason: String| SinkError::Read { path: path.to_path_buf(), reason };
     let file = fs::File::open(path).map_err(|e| fail(e.to_string()))?;
     parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
@@ -159,7 +161,7 @@ pub fn read_partitions(
     Ok(found)
 }
 
-fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a T, SinkError> {
+pub(crate) fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a T, SinkError> {
     batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| SinkError::Read {
         path: path.to_path_buf(),
         reason: format!("no {name} column of the expected type"),
@@ -174,6 +176,8 @@ pub struct CallVersion {
     pub run_id: String,
     /// `processed_at`, microseconds since the epoch.
     pub processed_at: i64,
+    /// The Whisper model that transcribed it; `None` when transcription did not run.
+    pub model: Option<String>,
 }
 
 /// Every call already in `<out>/calls`, read once per run: reruns skip calls with the same
@@ -186,15 +190,24 @@ pub fn call_versions(out_dir: &Path) -> Result<Vec<CallVersion>, SinkError> {
             let hashes = column::<StringArray>(&batch, "content_sha256", &path)?;
             let runs = column::<StringArray>(&batch, "run_id", &path)?;
             let times = column::<TimestampMicrosecondArray>(&batch, "processed_at", &path)?;
+            let models = batch.column_by_name("model").and_then(|c| c.as_any().downcast_ref::<StringArray>());
             found.extend((0..batch.num_rows()).map(|i| CallVersion {
                 call_id: ids.value(i).to_string(),
                 content_sha256: hashes.value(i).to_string(),
                 run_id: runs.value(i).to_string(),
                 processed_at: times.value(i),
+                model: models.filter(|m| !m.is_null(i)).map(|m| m.value(i).to_string()),
             }));
         }
     }
     Ok(found)
+}
+
+/// The run that wrote a table file: `part-<run_id>_<seq>.parquet` (or `part-<run_id>.parquet`
+/// from versions that committed once per run).
+fn run_of_file(path: &Path) -> &str {
+    let stem = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.strip_prefix("part-")).unwrap_or("");
+    stem.split_once('_').map_or(stem, |(run, _)| run)
 }
 
 /// Keep one version of every call. A call processed again (`--reprocess`, or its audio
@@ -224,7 +237,7 @@ pub fn drop_superseded(out_dir: &Path, tables: &[&str], versions: &[CallVersion]
     }
     for table in ordered {
         for path in table_files(out_dir, table) {
-            let run = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.strip_prefix("part-")).unwrap_or("");
+            let run = run_of_file(&path);
             let Some(ids) = stale.get(run) else {
                 continue;
             };

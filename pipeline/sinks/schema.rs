@@ -170,18 +170,63 @@ pub fn agent_month() -> Table {
     }
 }
 
+pub fn failures() -> Table {
+    Table {
+        name: "failures",
+        description: "One row per call that could not be processed (the current state: a call that later succeeds leaves it). Not partitioned.",
+        partition: "",
+        schema: Arc::new(Schema::new(vec![
+            col("call_id", DataType::Utf8, false, "Call identifier (the file stem, the manifest's call_id, or 'line N' for a bad manifest row)."),
+            col("source_path", DataType::Utf8, false, "Path of the recording (or the manifest) as given to callqa run."),
+            col("content_sha256", DataType::Utf8, true, "SHA-256 of the recording's bytes; null when it could not be read."),
+            col("stage", DataType::Utf8, false, "Where it failed: ingest, read, decode, resample, vad, transcribe, score or internal."),
+            col("error_type", DataType::Utf8, false, "Fixed vocabulary (README, Failures): not_found, not_regular_file, symlink_loop, permission_denied, io_error, too_large, empty, not_wav, unsupported_format, corrupt, invalid_samples, too_long, manifest_row, duplicate_call_id, worker_crashed, time_budget_exceeded, whisper_error, panic."),
+            col("reason", DataType::Utf8, false, "The error in words, naming what to do where possible."),
+            col("attempts", DataType::Int32, false, "Runs that tried this call (with this content) and failed; at run.max_attempts it is left alone."),
+            col("run_id", DataType::Utf8, false, "Run of the latest attempt."),
+            col("failed_at", utc(), false, "When the latest attempt failed (UTC)."),
+        ])),
+    }
+}
+
+pub fn runs() -> Table {
+    Table {
+        name: "runs",
+        description: "One row per callqa run, written when it starts and again when it ends (a run killed on the way keeps finished_at and exit_status null). Not partitioned.",
+        partition: "",
+        schema: Arc::new(Schema::new(vec![
+            col("run_id", DataType::Utf8, false, "Run identifier (rows of calls carry it)."),
+            col("started_at", utc(), false, "When the run started (UTC)."),
+            col("finished_at", utc(), true, "When it ended; null while running or if it was killed."),
+            col("host", DataType::Utf8, false, "Host name of the machine."),
+            col("command_line", DataType::Utf8, false, "The command line, arguments joined by spaces."),
+            col("config_sha256", DataType::Utf8, false, "SHA-256 of the effective configuration as printed by `callqa config`."),
+            col("model", DataType::Utf8, true, "Whisper model file stem; null with --no-asr."),
+            col("pipeline_version", DataType::Utf8, false, "callqa version."),
+            col("ok", DataType::Int32, true, "Calls processed and committed by this run."),
+            col("failed", DataType::Int32, true, "Calls that failed in this run."),
+            col("skipped", DataType::Int32, true, "Calls skipped: already in the tables, or left after run.max_attempts failures."),
+            col("audio_s", DataType::Float64, true, "Seconds of audio processed."),
+            col("wall_s", DataType::Float64, true, "Seconds the run took."),
+            col("exit_status", DataType::Int32, true, "0 all good, 1 some calls failed; null while running or if killed."),
+        ])),
+    }
+}
+
 pub fn all_tables() -> Vec<Table> {
-    vec![calls(), utterances(), events(), samples(), agent_month()]
+    vec![calls(), utterances(), events(), failures(), runs(), samples(), agent_month()]
 }
 
 /// Human-readable description of every table, for `callqa schema`.
 pub fn describe() -> String {
     let mut out = String::new();
     for table in all_tables() {
-        out.push_str(&format!(
-            "{}  ({}/{}=.../*.parquet)\n  {}\n",
-            table.name, table.name, table.partition, table.description
-        ));
+        let files = if table.partition.is_empty() {
+            format!("{}/*.parquet", table.name)
+        } else {
+            format!("{}/{}=.../*.parquet", table.name, table.partition)
+        };
+        out.push_str(&format!("{}  ({files})\n  {}\n", table.name, table.description));
         for field in table.schema.fields() {
             let nullable = match (field.name().as_str(), field.is_nullable()) {
                 (name, _) if name == table.partition => "partition",
@@ -217,7 +262,11 @@ mod tests {
                     field.name()
                 );
             }
-            assert!(table.schema.field_with_name(table.partition).is_ok(), "{} lacks its partition column", table.name);
+            assert!(
+                table.partition.is_empty() || table.schema.field_with_name(table.partition).is_ok(),
+                "{} lacks its partition column",
+                table.name
+            );
         }
         assert!(
             describe().contains("no_speech_prob")

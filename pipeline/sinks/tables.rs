@@ -1,4 +1,5 @@
-//! Rows: processed calls -> one Arrow record batch per table (columns as in [`super::schema`]).
+//! Rows: scored calls, failures and runs -> one Arrow record batch per table (columns as in
+//! [`super::schema`]).
 
 use std::sync::Arc;
 
@@ -10,13 +11,12 @@ use chrono::{DateTime, Utc};
 
 use super::parquet::{batch, date_to_days, SinkError};
 use super::schema;
-use crate::run::ProcessedCall;
+use crate::record::ScoredCall;
 
-/// Values shared by every row of a run.
+/// Values shared by every row of a commit.
 pub struct RowContext<'a> {
     pub run_id: &'a str,
     pub processed_at: DateTime<Utc>,
-    pub model: Option<&'a str>,
 }
 
 fn strings<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
@@ -35,24 +35,24 @@ fn utc_micros(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
     Arc::new(TimestampMicrosecondArray::from_iter(values).with_timezone("UTC"))
 }
 
-pub fn calls(calls: &[ProcessedCall], ctx: &RowContext) -> Result<RecordBatch, SinkError> {
+pub fn calls(calls: &[ScoredCall], ctx: &RowContext) -> Result<RecordBatch, SinkError> {
     let t = schema::calls();
     let n = calls.len();
     let columns: Vec<ArrayRef> = vec![
-        strings(calls.iter().map(|c| c.source.call_id.as_str())),
-        Arc::new(StringArray::from_iter_values(calls.iter().map(|c| c.source.path.display().to_string()))),
-        strings(calls.iter().map(|c| c.content_sha256.as_str())),
-        Arc::new(Date32Array::from_iter_values(calls.iter().map(|c| date_to_days(c.source.call_date)))),
-        utc_micros(calls.iter().map(|c| c.source.started_at.map(|t| t.timestamp_micros()))),
-        Arc::new(StringArray::from_iter(calls.iter().map(|c| c.source.agent_id.as_deref()))),
-        Arc::new(Float64Array::from_iter_values(calls.iter().map(|c| c.duration_s))),
-        Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.sample_rate_hz as i32))),
-        Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.channels as i32))),
-        strings(calls.iter().map(|c| c.codec)),
-        Arc::new(StringArray::from_iter(calls.iter().map(|c| c.language.as_deref()))),
-        Arc::new(StringArray::from_iter(calls.iter().map(|_| ctx.model))),
-        Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.utterances.len() as i32))),
-        Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.dropped.total() as i32))),
+        strings(calls.iter().map(|c| c.call.source.call_id.as_str())),
+        Arc::new(StringArray::from_iter_values(calls.iter().map(|c| c.call.source.path.display().to_string()))),
+        strings(calls.iter().map(|c| c.call.content_sha256.as_str())),
+        Arc::new(Date32Array::from_iter_values(calls.iter().map(|c| date_to_days(c.call.source.call_date)))),
+        utc_micros(calls.iter().map(|c| c.call.source.started_at.map(|t| t.timestamp_micros()))),
+        Arc::new(StringArray::from_iter(calls.iter().map(|c| c.call.source.agent_id.as_deref()))),
+        Arc::new(Float64Array::from_iter_values(calls.iter().map(|c| c.call.facts.duration_s))),
+        Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.facts.sample_rate_hz as i32))),
+        Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.facts.channels as i32))),
+        strings(calls.iter().map(|c| c.call.facts.codec)),
+        Arc::new(StringArray::from_iter(calls.iter().map(|c| c.call.language.as_deref()))),
+        Arc::new(StringArray::from_iter(calls.iter().map(|c| c.call.model.as_deref()))),
+        Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.utterances.len() as i32))),
+        Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.dropped.total() as i32))),
         f64_opt(calls.iter().map(|c| c.metrics.agent_talk_s)),
         f64_opt(calls.iter().map(|c| c.metrics.customer_talk_s)),
         f64_opt(calls.iter().map(|c| c.metrics.overlap_s)),
@@ -77,12 +77,12 @@ pub fn calls(calls: &[ProcessedCall], ctx: &RowContext) -> Result<RecordBatch, S
     batch(t.name, t.schema, columns)
 }
 
-pub fn utterances(calls: &[ProcessedCall]) -> Result<RecordBatch, SinkError> {
+pub fn utterances(calls: &[ScoredCall]) -> Result<RecordBatch, SinkError> {
     let t = schema::utterances();
-    let rows: Vec<_> = calls.iter().flat_map(|c| c.utterances.iter().map(move |u| (c, u))).collect();
+    let rows: Vec<_> = calls.iter().flat_map(|c| c.call.utterances.iter().map(move |u| (c, u))).collect();
     let columns: Vec<ArrayRef> = vec![
-        strings(rows.iter().map(|(c, _)| c.source.call_id.as_str())),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|(c, _)| date_to_days(c.source.call_date)))),
+        strings(rows.iter().map(|(c, _)| c.call.source.call_id.as_str())),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|(c, _)| date_to_days(c.call.source.call_date)))),
         strings(rows.iter().map(|(_, u)| u.speaker.as_str())),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, u)| u.start_s))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, u)| u.end_s))),
@@ -93,12 +93,12 @@ pub fn utterances(calls: &[ProcessedCall]) -> Result<RecordBatch, SinkError> {
     batch(t.name, t.schema, columns)
 }
 
-pub fn events(calls: &[ProcessedCall]) -> Result<RecordBatch, SinkError> {
+pub fn events(calls: &[ScoredCall]) -> Result<RecordBatch, SinkError> {
     let t = schema::events();
     let rows: Vec<_> = calls.iter().flat_map(|c| c.events.iter().map(move |e| (c, e))).collect();
     let columns: Vec<ArrayRef> = vec![
-        strings(rows.iter().map(|(c, _)| c.source.call_id.as_str())),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|(c, _)| date_to_days(c.source.call_date)))),
+        strings(rows.iter().map(|(c, _)| c.call.source.call_id.as_str())),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|(c, _)| date_to_days(c.call.source.call_date)))),
         strings(rows.iter().map(|(_, e)| e.kind.as_str())),
         Arc::new(StringArray::from_iter(rows.iter().map(|(_, e)| e.speaker.map(|s| s.as_str())))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, e)| e.start_s))),
@@ -115,7 +115,83 @@ pub fn events(calls: &[ProcessedCall]) -> Result<RecordBatch, SinkError> {
     batch(t.name, t.schema, columns)
 }
 
-/// Every table of a run, by folder name.
-pub fn build_all(processed: &[ProcessedCall], ctx: &RowContext) -> Result<Vec<(&'static str, RecordBatch)>, SinkError> {
-    Ok(vec![("calls", calls(processed, ctx)?), ("utterances", utterances(processed)?), ("events", events(processed)?)])
+/// Every table of a commit, by folder name, in commit order: `calls` last (see [`super::commit`]).
+pub fn build_all(scored: &[ScoredCall], ctx: &RowContext) -> Result<Vec<(&'static str, RecordBatch)>, SinkError> {
+    Ok(vec![("utterances", utterances(scored)?), ("events", events(scored)?), ("calls", calls(scored, ctx)?)])
+}
+
+pub fn failures(rows: &[FailureRow]) -> Result<RecordBatch, SinkError> {
+    let t = schema::failures();
+    let columns: Vec<ArrayRef> = vec![
+        strings(rows.iter().map(|r| r.call_id.as_str())),
+        strings(rows.iter().map(|r| r.source_path.as_str())),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.content_sha256.as_deref()))),
+        strings(rows.iter().map(|r| r.stage.as_str())),
+        strings(rows.iter().map(|r| r.error_type.as_str())),
+        strings(rows.iter().map(|r| r.reason.as_str())),
+        Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.attempts as i32))),
+        strings(rows.iter().map(|r| r.run_id.as_str())),
+        utc_micros(rows.iter().map(|r| Some(r.failed_at.timestamp_micros()))),
+    ];
+    batch(t.name, t.schema, columns)
+}
+
+pub fn runs(row: &RunRow) -> Result<RecordBatch, SinkError> {
+    let t = schema::runs();
+    let counts = row.finished.as_ref();
+    let columns: Vec<ArrayRef> = vec![
+        strings(std::iter::once(row.run_id.as_str())),
+        utc_micros(std::iter::once(Some(row.started_at.timestamp_micros()))),
+        utc_micros(std::iter::once(counts.map(|f| f.finished_at.timestamp_micros()))),
+        strings(std::iter::once(row.host.as_str())),
+        strings(std::iter::once(row.command_line.as_str())),
+        strings(std::iter::once(row.config_sha256.as_str())),
+        Arc::new(StringArray::from_iter(std::iter::once(row.model.as_deref()))),
+        strings(std::iter::once(schema::PIPELINE_VERSION)),
+        i32_opt(std::iter::once(counts.map(|f| f.ok))),
+        i32_opt(std::iter::once(counts.map(|f| f.failed))),
+        i32_opt(std::iter::once(counts.map(|f| f.skipped))),
+        f64_opt(std::iter::once(counts.map(|f| f.audio_s))),
+        f64_opt(std::iter::once(counts.map(|f| f.wall_s))),
+        i32_opt(std::iter::once(counts.map(|f| f.exit_status))),
+    ];
+    batch(t.name, t.schema, columns)
+}
+
+/// One row of the `failures` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureRow {
+    pub call_id: String,
+    pub source_path: String,
+    pub content_sha256: Option<String>,
+    pub stage: String,
+    pub error_type: String,
+    pub reason: String,
+    pub attempts: u32,
+    pub run_id: String,
+    pub failed_at: DateTime<Utc>,
+}
+
+/// One row of the `runs` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub host: String,
+    pub command_line: String,
+    pub config_sha256: String,
+    pub model: Option<String>,
+    /// `None` while the run is going (and for ever if it is killed).
+    pub finished: Option<RunTotals>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunTotals {
+    pub finished_at: DateTime<Utc>,
+    pub ok: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub audio_s: f64,
+    pub wall_s: f64,
+    pub exit_status: u32,
 }

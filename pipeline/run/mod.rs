@@ -1,0 +1,682 @@
+//! The batch: the only module that knows the order of the stages and who runs them.
+//!
+//! ```text
+//! ingest ──► CPU pool (rayon): read + hash ─► skip? ─► decode ─► resample ─► speech activity
+//!                 │   (admitted while the memory budget allows: [`budget`])
+//!                 ▼ VoicedCall
+//!            ASR jobs (one thread + one worker process each, [`crate::asr::process`]):
+//!                 transcribe ─► metrics + rules
+//!                 ▼ ScoredCall / CallFailure
+//!            writer (this thread): commit every `run.commit_every` calls or
+//!                 `run.commit_interval_s` seconds ([`crate::sinks::commit`]); failures table
+//! ```
+//! Before any call: the output lock ([`lock`]), recovery of what a killed run left, the
+//! `runs` row. A failing call becomes a [`CallFailure`] (and a `failures` row) and the batch
+//! goes on; only what dooms every call (missing input, a model that does not load, an output
+//! that cannot be written, another run holding the output) is a [`RunError`].
+
+pub mod budget;
+pub mod cpu;
+pub mod lock;
+pub mod stages;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use tracing::{debug, info, warn};
+
+use crate::asr::process::WorkerProcess;
+use crate::asr::AsrError;
+use crate::config::Config;
+use crate::ingest::{self, IngestError};
+use crate::record::{CallFailure, CallSource, ErrorType, ScoredCall, Stage, StageTimes, VoicedCall};
+use crate::sinks::commit;
+use crate::sinks::parquet::{CallVersion, SinkError};
+use crate::sinks::tables::{FailureRow, RowContext, RunRow, RunTotals};
+use crate::model;
+use budget::{MemoryBudget, Reservation};
+
+/// What dooms the whole run; checked before any call is processed where possible.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Model(#[from] model::registry::ModelNotFound),
+    #[error(transparent)]
+    Asr(#[from] AsrError),
+    #[error(transparent)]
+    Output(#[from] SinkError),
+    #[error(transparent)]
+    Locked(#[from] lock::LockError),
+    #[error("output folder {}: {reason}", path.display())]
+    OutputDir { path: PathBuf, reason: String },
+}
+
+pub struct RunOptions {
+    pub input: PathBuf,
+    pub out_dir: PathBuf,
+    pub config: Config,
+    /// GGML model; `None` = the registry default.
+    pub model: Option<PathBuf>,
+    /// ASR jobs: calls transcribed at once, each by its own worker process.
+    pub jobs: usize,
+    /// Skip transcription: no model is loaded and no utterances are written.
+    pub no_asr: bool,
+    /// Process calls again even when `calls` already holds them with the same content.
+    pub reprocess: bool,
+    /// The callqa binary to start as ASR worker (`callqa worker`); `None` = this executable.
+    pub worker_exe: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub ok: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Of the skipped: calls left alone after `run.max_attempts` failed runs.
+    pub given_up: usize,
+    pub audio_s: f64,
+    pub wall_s: f64,
+    pub commits: usize,
+    #[serde(skip)]
+    pub failures: Vec<CallFailure>,
+    pub model: Option<String>,
+    pub stage_s: StageTimes,
+    /// Windows decoded again without DTW after their DTW pass killed a worker.
+    pub dtw_fallbacks: usize,
+    /// Worker processes started (one per job, plus one per crash).
+    pub worker_starts: usize,
+}
+
+impl RunSummary {
+    /// The one-line report printed at the end of a run.
+    pub fn line(&self) -> String {
+        let given_up = if self.given_up > 0 {
+            format!(" ({} left after repeated failures: see the failures table)", self.given_up)
+        } else {
+            String::new()
+        };
+        format!(
+            "calls: {} ok, {} failed, {} skipped{given_up}; audio {:.2} h in {:.1} s ({:.1}x real time); run {}",
+            self.ok,
+            self.failed,
+            self.skipped,
+            self.audio_s / 3600.0,
+            self.wall_s,
+            if self.wall_s > 0.0 { self.audio_s / self.wall_s } else { 0.0 },
+            self.run_id
+        )
+    }
+
+    /// 0 all good, 1 some calls failed in this run.
+    pub fn exit_status(&self) -> u32 {
+        u32::from(self.failed > 0)
+    }
+}
+
+fn new_run_id(started: DateTime<Utc>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(started.to_rfc3339().as_bytes());
+    hasher.update(std::process::id().to_le_bytes());
+    let digest = hasher.finalize();
+    format!("{}-{:02x}{:02x}{:02x}{:02x}", started.format("%Y%m%dT%H%M%SZ"), digest[0], digest[1], digest[2], digest[3])
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Why a call is not processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// Its rows are there, computed the way this run would compute them.
+    Done,
+    /// `--no-asr` over a call that has a transcript: never replaced by fewer results.
+    HasTranscript,
+    /// Failed in `run.max_attempts` runs with this content; left in `failures`.
+    GivenUp,
+}
+
+/// What a run already finds in the output, and what it decides from it.
+pub struct Ledger {
+    versions: HashMap<String, Vec<CallVersion>>,
+    failures: BTreeMap<String, FailureRow>,
+    model: Option<String>,
+    reprocess: bool,
+    max_attempts: u32,
+}
+
+impl Ledger {
+    pub fn new(
+        versions: Vec<CallVersion>,
+        failures: BTreeMap<String, FailureRow>,
+        model: Option<String>,
+        reprocess: bool,
+        max_attempts: u32,
+    ) -> Ledger {
+        let mut by_call: HashMap<String, Vec<CallVersion>> = HashMap::new();
+        for v in versions {
+            by_call.entry(v.call_id.clone()).or_default().push(v);
+        }
+        Ledger { versions: by_call, failures, model, reprocess, max_attempts }
+    }
+
+    /// The skip key is what was computed: content, whether ASR ran, and with which model.
+    /// An ASR run transcribes a call that has only acoustic rows; a `--no-asr` run never
+    /// replaces a transcript of the same audio, even with `--reprocess`.
+    pub fn decide(&self, call_id: &str, content_sha256: &str) -> Option<Skip> {
+        let same_audio: Vec<&CallVersion> = self
+            .versions
+            .get(call_id)
+            .map(|v| v.iter().filter(|v| v.content_sha256 == content_sha256).collect())
+            .unwrap_or_default();
+        match &self.model {
+            None if same_audio.iter().any(|v| v.model.is_some()) => return Some(Skip::HasTranscript),
+            None if !self.reprocess && !same_audio.is_empty() => return Some(Skip::Done),
+            Some(model) if !self.reprocess && same_audio.iter().any(|v| v.model.as_ref() == Some(model)) => {
+                return Some(Skip::Done)
+            }
+            _ => {}
+        }
+        self.given_up(call_id, Some(content_sha256)).then_some(Skip::GivenUp)
+    }
+
+    /// Whether a call has failed `max_attempts` times with this content (`None`: it could not
+    /// be read, now or then).
+    pub fn given_up(&self, call_id: &str, content_sha256: Option<&str>) -> bool {
+        self.failures
+            .get(call_id)
+            .is_some_and(|f| f.attempts >= self.max_attempts && f.content_sha256.as_deref() == content_sha256)
+    }
+
+}
+
+/// The `failures` table as the writer keeps it during a run.
+#[derive(Debug, Default)]
+pub struct FailureTable {
+    rows: BTreeMap<String, FailureRow>,
+}
+
+impl FailureTable {
+    /// Record a failure: attempts count up while the content stays the same.
+    fn record(&mut self, failure: &CallFailure, run_id: &str, at: DateTime<Utc>) {
+        let previous = self
+            .rows
+            .get(&failure.call_id)
+            .filter(|f| f.content_sha256 == failure.content_sha256)
+            .map_or(0, |f| f.attempts);
+        self.rows.insert(
+            failure.call_id.clone(),
+            FailureRow {
+                call_id: failure.call_id.clone(),
+                source_path: failure.path.display().to_string(),
+                content_sha256: failure.content_sha256.clone(),
+                stage: failure.stage.as_str().into(),
+                error_type: failure.error_type.as_str().into(),
+                reason: failure.reason.clone(),
+                attempts: previous + 1,
+                run_id: run_id.into(),
+                failed_at: at,
+            },
+        );
+    }
+
+    /// A call whose rows are committed leaves `failures`; true if it was there.
+    fn clear(&mut self, call_id: &str) -> bool {
+        self.rows.remove(call_id).is_some()
+    }
+}
+
+enum Outcome {
+    Done(Box<ScoredCall>),
+    Skipped { call_id: String, why: Skip },
+    Failed(CallFailure),
+}
+
+/// What the CPU stages hand to the ASR jobs: a call and the memory it holds.
+struct Prepared {
+    call: VoicedCall,
+    _memory: Reservation,
+}
+
+fn check_output_dir(out: &std::path::Path) -> Result<(), RunError> {
+    let fail = |reason: String| RunError::OutputDir { path: out.to_path_buf(), reason };
+    std::fs::create_dir_all(out).map_err(|e| fail(e.to_string()))?;
+    let probe = out.join(format!(".callqa-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| fail(format!("not writable: {e}")))?;
+    std::fs::remove_file(&probe).map_err(|e| fail(e.to_string()))
+}
+
+/// Memory a call may need between reading and transcription, from its file size: the bytes,
+/// the decoded samples (up to 4x for 8-bit) and the 16 kHz copies (up to 8x from 8 kHz
+/// 8-bit); after decoding the reservation shrinks to the 16 kHz audio actually held.
+fn memory_estimate(source: &CallSource) -> usize {
+    let len = std::fs::metadata(&source.path).map_or(0, |m| m.len() as usize);
+    len.saturating_mul(13)
+}
+
+/// Run the batch. `on_progress(done, total)` is called from the writing thread.
+pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<RunSummary, RunError> {
+    let wall = Instant::now();
+    let started = Utc::now();
+    let run_id = new_run_id(started);
+    let out = &options.out_dir;
+    let config = &options.config;
+    check_output_dir(out)?;
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let holder = lock::Holder {
+        pid: std::process::id(),
+        host: host.clone(),
+        run_id: run_id.clone(),
+        started_at: started.to_rfc3339(),
+    };
+    let _lock = lock::OutputLock::acquire(out, &holder)?;
+    let recovered = commit::recover(out)?;
+    if recovered != commit::Recovered::default() {
+        info!(?recovered, "recovered the output after an interrupted run");
+    }
+    let discovered = ingest::discover(&options.input)?;
+
+    let model_path = if options.no_asr { None } else { Some(model::registry::resolve(options.model.as_deref())?) };
+    let model_name =
+        model_path.as_ref().map(|p| p.file_stem().map_or_else(|| "whisper".into(), |s| s.to_string_lossy().into_owned()));
+    let worker_exe = match &options.worker_exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| RunError::Asr(AsrError::Worker(format!("cannot find the callqa executable: {e}"))))?,
+    };
+    // The first worker starts now, so a model that does not load stops the run before any call.
+    let first_worker = match &model_path {
+        Some(path) => {
+            info!(model = %path.display(), "starting the transcription worker");
+            let mut worker = WorkerProcess::new(worker_exe.clone(), path.clone(), config.asr.clone());
+            worker.ensure_started()?;
+            Some(worker)
+        }
+        None => None,
+    };
+
+    let failure_rows = commit::read_failures(out)?;
+    let ledger = Ledger::new(
+        crate::sinks::parquet::call_versions(out)?,
+        failure_rows.clone(),
+        model_name.clone(),
+        options.reprocess,
+        config.run.max_attempts,
+    );
+    let mut failure_table = FailureTable { rows: failure_rows };
+    let mut run_row = RunRow {
+        run_id: run_id.clone(),
+        started_at: started,
+        host,
+        command_line: std::env::args().collect::<Vec<_>>().join(" "),
+        config_sha256: stages::hex(&Sha256::digest(config.to_toml().as_bytes())),
+        model: model_name.clone(),
+        finished: None,
+    };
+    commit::write_run(out, &run_row)?;
+
+    let mut summary = RunSummary { run_id: run_id.clone(), model: model_name.clone(), ..Default::default() };
+    let mut failures_changed = false;
+    let mut sources = Vec::new();
+    for entry in discovered {
+        match entry {
+            Ok(source) => sources.push(source),
+            Err(rejected) if ledger.given_up(&rejected.call_id, None) => {
+                summary.skipped += 1;
+                summary.given_up += 1;
+            }
+            Err(rejected) => {
+                let failure = CallFailure {
+                    call_id: rejected.call_id,
+                    path: rejected.path,
+                    content_sha256: None,
+                    stage: Stage::Ingest,
+                    error_type: rejected.error_type,
+                    reason: rejected.reason,
+                };
+                failure_table.record(&failure, &run_id, Utc::now());
+                failures_changed = true;
+                summary.failures.push(failure);
+            }
+        }
+    }
+    let total = sources.len();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = options.jobs.clamp(1, total.max(1));
+    let max_threads = match config.asr.threads {
+        0 => (cores / jobs).max(1) as u32,
+        n => n,
+    };
+    let cpu_share = cpu::CpuShare::new(cores, jobs, max_threads);
+    info!(calls = total, jobs, max_threads, cores, "processing");
+
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores)
+        .thread_name(|i| format!("callqa-cpu-{i}"))
+        .build()
+        .map_err(|e| RunError::OutputDir { path: out.clone(), reason: format!("cannot start threads: {e}") })?;
+    let budget = MemoryBudget::new(config.run.max_in_flight_mb << 20);
+    let max_bytes = stages::max_file_bytes(config);
+    let stop = AtomicBool::new(false);
+    let (voiced_tx, voiced_rx) = crossbeam_channel::unbounded::<Prepared>();
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Outcome>();
+    let mut workers: Vec<Option<WorkerProcess>> = (0..jobs)
+        .map(|i| match (&model_path, i) {
+            (None, _) => None,
+            (Some(_), 0) => None,
+            (Some(path), _) => Some(WorkerProcess::new(worker_exe.clone(), path.clone(), config.asr.clone())),
+        })
+        .collect();
+    if let Some(first) = first_worker {
+        workers[0] = Some(first);
+    }
+
+    let mut pending: Vec<ScoredCall> = Vec::new();
+    let mut commit_seq = 0u32;
+    let mut fatal: Option<RunError> = None;
+    let table = &mut failure_table;
+    std::thread::scope(|scope| {
+        let (sources, budget, stop, pool, ledger) = (&sources, &budget, &stop, &pool, &ledger);
+        let feeder_voiced = voiced_tx.clone();
+        let feeder_done = done_tx.clone();
+        scope.spawn(move || {
+            pool.in_place_scope(|tasks| {
+                for source in sources {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let mut memory = budget.acquire(memory_estimate(source));
+                    let (voiced_tx, done_tx) = (feeder_voiced.clone(), feeder_done.clone());
+                    tasks.spawn(move |_| {
+                        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            prepare(source, ledger, config, max_bytes)
+                        }))
+                        .unwrap_or_else(|payload| {
+                            Err(Outcome::Failed(panic_failure(source, Stage::Internal, payload)))
+                        });
+                        match outcome {
+                            Ok(call) => {
+                                memory.shrink_to(call.audio_bytes());
+                                let _ = voiced_tx.send(Prepared { call, _memory: memory });
+                            }
+                            Err(outcome) => {
+                                let _ = done_tx.send(outcome);
+                            }
+                        }
+                    });
+                }
+            });
+        });
+        drop(voiced_tx);
+        for worker in workers.iter_mut() {
+            let (voiced_rx, done_tx, cpu_share) = (voiced_rx.clone(), done_tx.clone(), &cpu_share);
+            let model_name = model_name.as_deref();
+            scope.spawn(move || {
+                for prepared in voiced_rx.iter() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let outcome = transcribe_and_score(prepared, worker.as_mut(), model_name, config, cpu_share);
+                    if done_tx.send(outcome).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+
+        // The writer: this thread.
+        let interval = Duration::from_secs_f64(config.run.commit_interval_s);
+        let mut last_commit = Instant::now();
+        let mut done = 0;
+        let mut commit_now = |pending: &mut Vec<ScoredCall>,
+                              table: &mut FailureTable,
+                              failures_changed: &mut bool,
+                              summary: &mut RunSummary|
+         -> Result<(), RunError> {
+            if !pending.is_empty() {
+                let clock = Instant::now();
+                commit_seq += 1;
+                let ctx = RowContext { run_id: &run_id, processed_at: Utc::now() };
+                commit::commit(out, &commit::commit_id(&run_id, commit_seq), pending, &ctx)?;
+                for call in pending.drain(..) {
+                    *failures_changed |= table.clear(&call.call.source.call_id);
+                }
+                summary.commits += 1;
+                summary.stage_s.write += clock.elapsed().as_secs_f64();
+                debug!(commit = commit_seq, "committed");
+            }
+            if std::mem::take(failures_changed) {
+                commit::write_failures(out, &table.rows)?;
+            }
+            Ok(())
+        };
+        loop {
+            let wait = interval.saturating_sub(last_commit.elapsed());
+            match done_rx.recv_timeout(wait) {
+                Ok(outcome) => {
+                    done += 1;
+                    match outcome {
+                        Outcome::Done(call) => {
+                            summary.stage_s.add(&call.call.timings);
+                            summary.ok += 1;
+                            summary.audio_s += call.call.facts.duration_s;
+                            pending.push(*call);
+                        }
+                        Outcome::Skipped { call_id, why } => {
+                            summary.skipped += 1;
+                            match why {
+                                Skip::GivenUp => summary.given_up += 1,
+                                Skip::Done | Skip::HasTranscript => failures_changed |= table.clear(&call_id),
+                            }
+                        }
+                        Outcome::Failed(failure) => {
+                            warn!(call_id = %failure.call_id, stage = %failure.stage, error = %failure.reason, "call failed");
+                            table.record(&failure, &run_id, Utc::now());
+                            failures_changed = true;
+                            summary.failures.push(failure);
+                        }
+                    }
+                    on_progress(done, total);
+                }
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            }
+            if pending.len() >= config.run.commit_every || last_commit.elapsed() >= interval {
+                if let Err(e) = commit_now(&mut pending, table, &mut failures_changed, &mut summary) {
+                    fatal = Some(e);
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                last_commit = Instant::now();
+            }
+        }
+        if fatal.is_none() {
+            if let Err(e) = commit_now(&mut pending, table, &mut failures_changed, &mut summary) {
+                fatal = Some(e);
+            }
+        }
+        // Unblock the other threads if the writer stopped early.
+        drop(done_rx);
+    });
+    for worker in workers.iter().flatten() {
+        summary.worker_starts += worker.starts;
+        summary.dtw_fallbacks += worker.dtw_fallbacks;
+    }
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    // Only now that the new rows are in place: older versions of calls processed again go.
+    let cleaned = commit::recover(out)?;
+    if cleaned.superseded_calls > 0 {
+        info!(calls = cleaned.superseded_calls, "replaced the rows of calls processed again");
+    }
+    summary.failed = summary.failures.len();
+    summary.wall_s = wall.elapsed().as_secs_f64();
+    run_row.finished = Some(RunTotals {
+        finished_at: Utc::now(),
+        ok: summary.ok as u32,
+        failed: summary.failed as u32,
+        skipped: summary.skipped as u32,
+        audio_s: summary.audio_s,
+        wall_s: summary.wall_s,
+        exit_status: summary.exit_status(),
+    });
+    commit::write_run(out, &run_row)?;
+    Ok(summary)
+}
+
+fn panic_failure(source: &CallSource, stage: Stage, payload: Box<dyn std::any::Any + Send>) -> CallFailure {
+    CallFailure {
+        call_id: source.call_id.clone(),
+        path: source.path.clone(),
+        content_sha256: None,
+        stage,
+        error_type: ErrorType::Panic,
+        reason: format!("panic: {}", panic_message(payload)),
+    }
+}
+
+/// The CPU stages of one call: read, hash, decide, decode, resample, speech activity.
+fn prepare(source: &CallSource, ledger: &Ledger, config: &Config, max_bytes: u64) -> Result<VoicedCall, Outcome> {
+    let clock = Instant::now();
+    let (bytes, sha) = match stages::read(source, max_bytes) {
+        Ok(read) => read,
+        Err(_) if ledger.given_up(&source.call_id, None) => {
+            return Err(Outcome::Skipped { call_id: source.call_id.clone(), why: Skip::GivenUp })
+        }
+        Err(failure) => return Err(Outcome::Failed(failure)),
+    };
+    if let Some(why) = ledger.decide(&source.call_id, &sha) {
+        return Err(Outcome::Skipped { call_id: source.call_id.clone(), why });
+    }
+    let read_s = clock.elapsed().as_secs_f64();
+    let mut call = stages::voice(source, bytes, sha, config).map_err(Outcome::Failed)?;
+    call.timings.read = read_s;
+    Ok(call)
+}
+
+/// The stages after the CPU pool: transcription in the job's worker process, then scoring.
+fn transcribe_and_score(
+    prepared: Prepared,
+    worker: Option<&mut WorkerProcess>,
+    model_name: Option<&str>,
+    config: &Config,
+    cpu_share: &cpu::CpuShare,
+) -> Outcome {
+    let source = prepared.call.source.clone();
+    let sha = prepared.call.content_sha256.clone();
+    let duration_s = prepared.call.facts.duration_s;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let asr = match worker {
+            Some(worker) => {
+                worker.set_budget(Some((duration_s * config.asr.time_budget_x_audio).max(config.asr.min_time_budget_s)));
+                Some((worker, cpu_share.threads()))
+            }
+            None => None,
+        };
+        let asr = asr.map(|(worker, threads)| stages::Asr {
+            decoder: worker,
+            settings: &config.asr,
+            model_name: model_name.unwrap_or("whisper"),
+            threads,
+        });
+        let Prepared { call, _memory } = prepared;
+        stages::transcribe(call, asr).map(|call| stages::score(call, config))
+    }));
+    match result {
+        Ok(Ok(scored)) => Outcome::Done(Box::new(scored)),
+        Ok(Err(failure)) => Outcome::Failed(failure),
+        Err(payload) => {
+            let mut failure = panic_failure(&source, Stage::Internal, payload);
+            failure.content_sha256 = Some(sha);
+            Outcome::Failed(failure)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(call_id: &str, sha: &str, model: Option<&str>) -> CallVersion {
+        CallVersion {
+            call_id: call_id.into(),
+            content_sha256: sha.into(),
+            run_id: "r".into(),
+            processed_at: 0,
+            model: model.map(str::to_string),
+        }
+    }
+
+    fn failure_row(call_id: &str, sha: Option<&str>, attempts: u32) -> FailureRow {
+        FailureRow {
+            call_id: call_id.into(),
+            source_path: "x.wav".into(),
+            content_sha256: sha.map(str::to_string),
+            stage: "transcribe".into(),
+            error_type: "worker_crashed".into(),
+            reason: "SIGABRT".into(),
+            attempts,
+            run_id: "r".into(),
+            failed_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_skip_key_is_what_was_computed() {
+        let versions = vec![version("acoustic", "s1", None), version("heard", "s2", Some("ggml-base-q8_0"))];
+        let asr = Ledger::new(versions.clone(), BTreeMap::new(), Some("ggml-base-q8_0".into()), false, 2);
+        assert_eq!(asr.decide("acoustic", "s1"), None, "an ASR run transcribes calls with only acoustic rows");
+        assert_eq!(asr.decide("heard", "s2"), Some(Skip::Done));
+        assert_eq!(asr.decide("heard", "changed"), None, "changed audio is processed again");
+        let other_model = Ledger::new(versions.clone(), BTreeMap::new(), Some("ggml-small".into()), false, 2);
+        assert_eq!(other_model.decide("heard", "s2"), None, "another model is another result");
+        let no_asr = Ledger::new(versions.clone(), BTreeMap::new(), None, false, 2);
+        assert_eq!(no_asr.decide("acoustic", "s1"), Some(Skip::Done));
+        assert_eq!(no_asr.decide("heard", "s2"), Some(Skip::HasTranscript));
+        let no_asr_again = Ledger::new(versions, BTreeMap::new(), None, true, 2);
+        assert_eq!(no_asr_again.decide("heard", "s2"), Some(Skip::HasTranscript), "--reprocess --no-asr keeps transcripts");
+        assert_eq!(no_asr_again.decide("acoustic", "s1"), None);
+    }
+
+    #[test]
+    fn failures_are_retried_until_max_attempts_with_the_same_content() {
+        let failures = BTreeMap::from([
+            ("once".to_string(), failure_row("once", Some("s"), 1)),
+            ("twice".to_string(), failure_row("twice", Some("s"), 2)),
+            ("unreadable".to_string(), failure_row("unreadable", None, 2)),
+        ]);
+        let ledger = Ledger::new(vec![], failures.clone(), Some("m".into()), false, 2);
+        assert_eq!(ledger.decide("once", "s"), None);
+        assert_eq!(ledger.decide("twice", "s"), Some(Skip::GivenUp));
+        assert_eq!(ledger.decide("twice", "new audio"), None, "changed content gets new attempts");
+        assert!(ledger.given_up("unreadable", None));
+        let again = CallFailure {
+            call_id: "once".into(),
+            path: "x.wav".into(),
+            content_sha256: Some("s".into()),
+            stage: Stage::Transcribe,
+            error_type: ErrorType::WorkerCrashed,
+            reason: "again".into(),
+        };
+        let mut table = FailureTable { rows: failures };
+        table.record(&again, "r2", Utc::now());
+        assert_eq!(table.rows["once"].attempts, 2);
+        table.record(&CallFailure { content_sha256: Some("other".into()), ..again }, "r3", Utc::now());
+        assert_eq!(table.rows["once"].attempts, 1);
+        assert!(table.clear("once"));
+        assert!(!table.rows.contains_key("once"));
+    }
+}

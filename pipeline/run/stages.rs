@@ -1,0 +1,222 @@
+//! One call through the stages, as plain functions over the records of [`crate::record`]:
+//! [`read`] (bytes and their hash) -> [`voice`] (decode, resample, speech activity) ->
+//! [`transcribe`] -> [`score`] (metrics, phrase rules, scorecard). The scheduler in
+//! [`super`] runs the first two on the CPU pool and the last two beside the ASR workers.
+
+use std::io::Read;
+use std::path::Path;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::asr::{self, AsrError, AsrSettings, WindowDecoder};
+use crate::audio::decode::DecodeError;
+use crate::config::Config;
+use crate::record::{
+    AudioFacts, CallFailure, CallSource, ErrorType, EventKind, Scores, ScoredCall, Speaker, SpeechInterval,
+    StageTimes, TranscribedCall, VoicedCall,
+};
+use crate::{audio, metrics, rules, vad};
+
+fn failure(source: &CallSource, sha: Option<&str>, stage: crate::record::Stage, error_type: ErrorType, reason: String) -> CallFailure {
+    CallFailure {
+        call_id: source.call_id.clone(),
+        path: source.path.clone(),
+        content_sha256: sha.map(str::to_string),
+        stage,
+        error_type,
+        reason,
+    }
+}
+
+/// The largest file that could be a recording within `decode.max_duration_s`: 48 kHz, two
+/// channels, 32-bit samples, plus headers.
+pub fn max_file_bytes(config: &Config) -> u64 {
+    (config.decode.max_duration_s * 48_000.0 * 2.0 * 4.0) as u64 + (1 << 20)
+}
+
+/// Read a call's bytes (a regular file, at most `max_bytes`) and hash them.
+pub fn read(source: &CallSource, max_bytes: u64) -> Result<(Vec<u8>, String), CallFailure> {
+    use crate::record::Stage::Read as Stage;
+    let io_failure = |e: std::io::Error| failure(source, None, Stage, ErrorType::of_io(&e), e.to_string());
+    let file = std::fs::File::open(&source.path).map_err(io_failure)?;
+    let metadata = file.metadata().map_err(io_failure)?;
+    if !metadata.is_file() {
+        return Err(failure(source, None, Stage, ErrorType::NotRegularFile, "not a regular file".into()));
+    }
+    let too_large = |len: u64| {
+        failure(
+            source,
+            None,
+            Stage,
+            ErrorType::TooLarge,
+            format!("{len} bytes is larger than any recording within decode.max_duration_s"),
+        )
+    };
+    if metadata.len() > max_bytes {
+        return Err(too_large(metadata.len()));
+    }
+    // Bounded even if the file grows while we read it.
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(max_bytes + 1).read_to_end(&mut bytes).map_err(io_failure)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let sha = hex(&Sha256::digest(&bytes));
+    Ok((bytes, sha))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_error_type(e: &DecodeError) -> ErrorType {
+    match e {
+        DecodeError::Empty | DecodeError::NoSamples => ErrorType::Empty,
+        DecodeError::NotWav(_) => ErrorType::NotWav,
+        DecodeError::Unsupported(_) => ErrorType::UnsupportedFormat,
+        DecodeError::Corrupt(_) => ErrorType::Corrupt,
+        DecodeError::TooLong { .. } => ErrorType::TooLong,
+        DecodeError::NonFinite { .. } => ErrorType::InvalidSamples,
+    }
+}
+
+/// Decode, resample to 16 kHz and find speech on every channel. `bytes` are dropped here.
+pub fn voice(source: &CallSource, bytes: Vec<u8>, content_sha256: String, config: &Config) -> Result<VoicedCall, CallFailure> {
+    use crate::record::Stage;
+    let mut timings = StageTimes::default();
+    let clock = Instant::now();
+    let decoded = audio::decode::decode_wav(&bytes, config.decode.max_duration_s)
+        .map_err(|e| failure(source, Some(&content_sha256), Stage::Decode, decode_error_type(&e), e.to_string()))?;
+    drop(bytes);
+    timings.decode = clock.elapsed().as_secs_f64();
+    let facts = AudioFacts {
+        duration_s: decoded.duration_s(),
+        sample_rate_hz: decoded.sample_rate_hz,
+        channels: decoded.channels.len(),
+        codec: decoded.codec,
+    };
+    let clock = Instant::now();
+    let agent_channel = source.agent_channel.unwrap_or(config.channels.agent_channel);
+    let channels = audio::to_speaker_channels(&decoded, agent_channel).map_err(|e| {
+        failure(source, Some(&content_sha256), Stage::Resample, ErrorType::Corrupt, e.to_string())
+    })?;
+    drop(decoded);
+    timings.resample = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
+    let channel_audio: Vec<&[f32]> = channels.iter().map(|c| c.samples_16k.as_slice()).collect();
+    let speech: Vec<(Speaker, Vec<SpeechInterval>)> =
+        channels.iter().map(|c| c.speaker).zip(vad::detect_call(&channel_audio, &config.vad)).collect();
+    timings.vad = clock.elapsed().as_secs_f64();
+    Ok(VoicedCall { source: source.clone(), content_sha256, facts, channels, speech, timings })
+}
+
+/// What transcription runs with.
+pub struct Asr<'a> {
+    pub decoder: &'a mut dyn WindowDecoder,
+    pub settings: &'a AsrSettings,
+    pub model_name: &'a str,
+    pub threads: u32,
+}
+
+fn asr_error_type(e: &AsrError) -> ErrorType {
+    match e {
+        AsrError::WorkerDied { .. } => ErrorType::WorkerCrashed,
+        AsrError::TimeBudget { .. } => ErrorType::TimeBudgetExceeded,
+        _ => ErrorType::WhisperError,
+    }
+}
+
+/// Transcribe every channel (or nothing, without `asr`); the audio is dropped here.
+pub fn transcribe(call: VoicedCall, asr: Option<Asr<'_>>) -> Result<TranscribedCall, CallFailure> {
+    let clock = Instant::now();
+    let VoicedCall { source, content_sha256, facts, channels, speech, mut timings } = call;
+    let mut utterances = Vec::new();
+    let mut dropped = asr::filter::DropCounts::default();
+    let mut language = None;
+    let mut model = None;
+    if let Some(asr) = asr {
+        let mut seconds_by_language: Vec<(String, f64)> = Vec::new();
+        for (channel, (_, intervals)) in channels.iter().zip(&speech) {
+            let transcript = asr::transcribe_channel(
+                asr.decoder,
+                asr.settings,
+                &source.call_id,
+                asr.threads,
+                channel.speaker,
+                &channel.samples_16k,
+                intervals,
+            )
+            .map_err(|e| {
+                failure(&source, Some(&content_sha256), crate::record::Stage::Transcribe, asr_error_type(&e), e.to_string())
+            })?;
+            utterances.extend(transcript.utterances);
+            dropped.add(transcript.dropped);
+            for (lang, seconds) in transcript.languages {
+                match seconds_by_language.iter_mut().find(|(l, _)| *l == lang) {
+                    Some((_, s)) => *s += seconds,
+                    None => seconds_by_language.push((lang, seconds)),
+                }
+            }
+        }
+        utterances.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+        language = match asr.settings.language.as_str() {
+            "auto" => seconds_by_language.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(l, _)| l),
+            configured => Some(configured.to_string()),
+        };
+        model = Some(asr.model_name.to_string());
+    }
+    drop(channels);
+    timings.asr = clock.elapsed().as_secs_f64();
+    Ok(TranscribedCall { source, content_sha256, facts, speech, model, language, utterances, dropped, timings })
+}
+
+/// Metrics, phrase rules and the scorecard.
+pub fn score(mut call: TranscribedCall, config: &Config) -> ScoredCall {
+    let clock = Instant::now();
+    let (metrics, mut events) =
+        metrics::compute(&call.speech, &call.utterances, call.language.as_deref(), &config.metric_settings());
+    let scores = call.language.as_deref().map(|language| {
+        let text = rules::CallText {
+            utterances: &call.utterances,
+            speech: &call.speech,
+            duration_s: call.facts.duration_s,
+            language,
+        };
+        let phrase_events = rules::evaluate(&config.phrases, &config.matching, &text);
+        let count = |kind: EventKind| phrase_events.iter().filter(|e| e.kind == kind).count() as u32;
+        let (forbidden_hits, required_missing) =
+            (count(EventKind::ForbiddenPhrase), count(EventKind::RequiredPhraseMissing));
+        let deductions = rules::scorecard::metric_deductions(&metrics, &events, &config.scorecard);
+        events.extend(phrase_events);
+        events.extend(deductions);
+        Scores { forbidden_hits, required_missing, qa_score: rules::scorecard::qa_score(&events) }
+    });
+    events.sort_by(|a, b| a.start_s.total_cmp(&b.start_s).then(a.kind.cmp(&b.kind)));
+    call.timings.metrics_rules = clock.elapsed().as_secs_f64();
+    ScoredCall { call, metrics, events, scores }
+}
+
+/// Every stage on bytes already read, in this thread (tests, benchmarks, tools).
+pub fn process_call(
+    source: &CallSource,
+    bytes: Vec<u8>,
+    content_sha256: String,
+    config: &Config,
+    asr: Option<Asr<'_>>,
+) -> Result<ScoredCall, CallFailure> {
+    let voiced = voice(source, bytes, content_sha256, config)?;
+    Ok(score(transcribe(voiced, asr)?, config))
+}
+
+/// A source for a file outside any batch (tests and tools).
+pub fn source_for(path: &Path) -> CallSource {
+    CallSource {
+        call_id: path.file_stem().map_or_else(|| "call".into(), |s| s.to_string_lossy().into_owned()),
+        path: path.to_path_buf(),
+        agent_id: None,
+        started_at: None,
+        call_date: chrono::Utc::now().date_naive(),
+        agent_channel: None,
+    }
+}
