@@ -7,5 +7,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export CALLQA_PYTHON="$root/.venv/bin/python"
 cd "$root"
 # Benchmarks must keep compiling (scripts/bench*.sh run them); they are measurements, not tests.
-cargo build --release --benches
-cargo test --release --lib --bins --tests "$@"
+cargo build --release --benches --features test-hooks
+cargo test --release --features test-hooks --lib --bins --tests "$@"

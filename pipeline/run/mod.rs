@@ -307,6 +307,10 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     };
 
     let failure_rows = commit::read_failures(out)?;
+    if failure_rows.is_empty() {
+        // The table exists from the first run on, so a query over it never meets a missing folder.
+        commit::write_failures(out, &failure_rows)?;
+    }
     let ledger = Ledger::new(
         crate::sinks::parquet::call_versions(out)?,
         failure_rows.clone(),
