@@ -130,11 +130,11 @@ fn bad_files_fail_alone_with_a_named_reason_and_exit_code_1() {
     assert!(stdout.contains("calls: 4 ok, 5 failed, 0 skipped"), "{stdout}");
     let calls = read_table(&b.out, "calls");
     assert_eq!(calls.len(), 4);
-    // Nothing half-written: no temporary files anywhere.
+    // Nothing half-written: no temporary files anywhere (the lock file stays, unlocked).
     assert!(walkdir::WalkDir::new(&b.out)
         .into_iter()
         .filter_map(Result::ok)
-        .all(|e| !e.file_name().to_string_lossy().starts_with('.')));
+        .all(|e| !e.file_name().to_string_lossy().starts_with('.') || e.file_name() == ".callqa.lock"));
 }
 
 #[test]
@@ -369,9 +369,12 @@ fn implausibly_large_files_are_refused_before_reading() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir(&input).unwrap();
-    std::fs::copy(repo().join("fixtures/calls/en_support_pcm16.wav"), input.join("big.wav")).unwrap();
+    let mut bytes = std::fs::read(repo().join("fixtures/calls/en_support_pcm16.wav")).unwrap();
+    bytes.resize(bytes.len() + (1 << 20), 0);
+    std::fs::write(input.join("big.wav"), bytes).unwrap();
     let config = dir.path().join("tiny.toml");
-    std::fs::write(&config, "[decode]\nmax_duration_s = 0.001\n").unwrap();
+    // The limit allows at most 1 s of 48 kHz stereo float (1.4 MB); the file is larger.
+    std::fs::write(&config, "[decode]\nmax_duration_s = 1.0\n").unwrap();
     let output = callqa_bin()
         .args(["run", "--no-asr", "--input"])
         .arg(&input)
