@@ -271,7 +271,7 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// `exe` is the callqa binary (usually `std::env::current_exe()`).
+    /// `exe` is the callqa binary (usually `/proc/self/exe`).
     pub fn new(exe: PathBuf, model: PathBuf, settings: AsrSettings) -> WorkerProcess {
         WorkerProcess { exe, model, settings, live: None, deadline: None, starts: 0, dtw_fallbacks: 0 }
     }

@@ -135,67 +135,75 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, Dec
     if frames == 0 {
         return Err(DecodeError::NoSamples);
     }
-    let (interleaved, codec) = match format.tag {
+    // Samples go straight into their channel: no interleaved copy of a long recording.
+    let mut channels = vec![Vec::with_capacity(frames); channel_count];
+    let codec = match format.tag {
         FORMAT_MULAW | FORMAT_ALAW => {
             if format.bits != 8 {
                 return Err(DecodeError::Unsupported(format!("G.711 with {} bits per sample", format.bits)));
             }
             let expand = if format.tag == FORMAT_MULAW { g711::mulaw_to_linear } else { g711::alaw_to_linear };
-            let samples: Vec<f32> =
-                data[..frames * channel_count].iter().map(|&b| expand(b) as f32 / 32768.0).collect();
-            (samples, if format.tag == FORMAT_MULAW { "mulaw" } else { "alaw" })
+            for (i, &b) in data[..frames * channel_count].iter().enumerate() {
+                channels[i % channel_count].push(expand(b) as f32 / 32768.0);
+            }
+            if format.tag == FORMAT_MULAW {
+                "mulaw"
+            } else {
+                "alaw"
+            }
         }
-        _ => decode_pcm(bytes)?,
+        _ => decode_pcm(bytes, &mut channels)?,
     };
-    let interleaved = if codec == "pcm_f32" { clean_float(interleaved, channel_count)? } else { interleaved };
-    let mut channels = vec![Vec::with_capacity(frames); channel_count];
-    for frame in interleaved.chunks_exact(channel_count) {
-        for (channel, &sample) in channels.iter_mut().zip(frame) {
-            channel.push(sample);
-        }
+    if codec == "pcm_f32" {
+        clean_float(&mut channels)?;
     }
+    // hound reads whole frames only; keep the channels the same length.
+    let shortest = channels.iter().map(Vec::len).min().unwrap_or(0);
+    channels.iter_mut().for_each(|c| c.truncate(shortest));
     Ok(DecodedAudio { sample_rate_hz: format.sample_rate, channels, codec })
 }
 
 /// Float WAVs may hold anything: NaN or infinity is corruption and fails the call (it would
 /// reach whisper.cpp and crash it); finite samples beyond full scale are clipped to [-1, 1],
 /// as any player would, so the resampler and the speech detector see sane levels.
-fn clean_float(mut samples: Vec<f32>, channels: usize) -> Result<Vec<f32>, DecodeError> {
-    if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
-        return Err(DecodeError::NonFinite { channel: i % channels, index: i / channels, value: samples[i] });
+fn clean_float(channels: &mut [Vec<f32>]) -> Result<(), DecodeError> {
+    for (channel, samples) in channels.iter_mut().enumerate() {
+        if let Some(index) = samples.iter().position(|s| !s.is_finite()) {
+            return Err(DecodeError::NonFinite { channel, index, value: samples[index] });
+        }
+        for s in samples.iter_mut() {
+            *s = s.clamp(-1.0, 1.0);
+        }
     }
-    for s in &mut samples {
-        *s = s.clamp(-1.0, 1.0);
-    }
-    Ok(samples)
+    Ok(())
 }
 
-fn decode_pcm(bytes: &[u8]) -> Result<(Vec<f32>, &'static str), DecodeError> {
+fn decode_pcm(bytes: &[u8], channels: &mut [Vec<f32>]) -> Result<&'static str, DecodeError> {
     let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(|e| match e {
         hound::Error::Unsupported => DecodeError::Unsupported("this PCM layout is not supported by hound".into()),
         other => DecodeError::Corrupt(other.to_string()),
     })?;
     let spec = reader.spec();
     let corrupt = |e: hound::Error| DecodeError::Corrupt(e.to_string());
+    let count = channels.len();
     match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => {
-            let samples = reader.into_samples::<f32>().collect::<Result<_, _>>().map_err(corrupt)?;
-            Ok((samples, "pcm_f32"))
+            for (i, sample) in reader.into_samples::<f32>().enumerate() {
+                channels[i % count].push(sample.map_err(corrupt)?);
+            }
+            Ok("pcm_f32")
         }
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f32;
-            let samples = reader
-                .into_samples::<i32>()
-                .map(|s| s.map(|v| v as f32 * scale))
-                .collect::<Result<_, _>>()
-                .map_err(corrupt)?;
-            let codec = match bits {
+            for (i, sample) in reader.into_samples::<i32>().enumerate() {
+                channels[i % count].push(sample.map_err(corrupt)? as f32 * scale);
+            }
+            Ok(match bits {
                 8 => "pcm_u8",
                 16 => "pcm_s16",
                 24 => "pcm_s24",
                 _ => "pcm_s32",
-            };
-            Ok((samples, codec))
+            })
         }
         (format, bits) => Err(DecodeError::Unsupported(format!("{format:?} PCM with {bits} bits per sample"))),
     }

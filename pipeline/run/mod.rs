@@ -69,7 +69,7 @@ pub struct RunOptions {
     pub no_asr: bool,
     /// Process calls again even when `calls` already holds them with the same content.
     pub reprocess: bool,
-    /// The callqa binary to start as ASR worker (`callqa worker`); `None` = this executable.
+    /// The callqa binary to start as ASR worker (`callqa worker`); `None` = this very executable.
     pub worker_exe: Option<PathBuf>,
 }
 
@@ -243,10 +243,12 @@ enum Outcome {
     Failed(CallFailure),
 }
 
-/// What the CPU stages hand to the ASR jobs: a call and the memory it holds.
+/// What the CPU stages hand to the ASR jobs: a call, the memory it holds and its place in
+/// the queue ahead of transcription.
 struct Prepared {
     call: VoicedCall,
     _memory: Reservation,
+    _slot: Reservation,
 }
 
 fn check_output_dir(out: &std::path::Path) -> Result<(), RunError> {
@@ -290,11 +292,9 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let model_path = if options.no_asr { None } else { Some(model::registry::resolve(options.model.as_deref())?) };
     let model_name =
         model_path.as_ref().map(|p| p.file_stem().map_or_else(|| "whisper".into(), |s| s.to_string_lossy().into_owned()));
-    let worker_exe = match &options.worker_exe {
-        Some(exe) => exe.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| RunError::Asr(AsrError::Worker(format!("cannot find the callqa executable: {e}"))))?,
-    };
+    // /proc/self/exe is this very binary even if the file on disk is replaced (an upgrade
+    // during a night's run), so a restarted worker always matches its supervisor.
+    let worker_exe = options.worker_exe.clone().unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
     // The first worker starts now, so a model that does not load stops the run before any call.
     let first_worker = match &model_path {
         Some(path) => {
@@ -371,6 +371,9 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
         .build()
         .map_err(|e| RunError::OutputDir { path: out.clone(), reason: format!("cannot start threads: {e}") })?;
     let budget = MemoryBudget::new(config.run.max_in_flight_mb << 20);
+    // Calls decoded ahead of transcription: enough to keep every job fed, few enough that
+    // memory does not grow with the length of the batch.
+    let queue_slots = MemoryBudget::new(2 * jobs + cores);
     let max_bytes = stages::max_file_bytes(config);
     let stop = AtomicBool::new(false);
     let (voiced_tx, voiced_rx) = crossbeam_channel::unbounded::<Prepared>();
@@ -391,7 +394,8 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let mut fatal: Option<RunError> = None;
     let table = &mut failure_table;
     std::thread::scope(|scope| {
-        let (sources, budget, stop, pool, ledger) = (&sources, &budget, &stop, &pool, &ledger);
+        let (sources, budget, queue_slots, stop, pool, ledger) =
+            (&sources, &budget, &queue_slots, &stop, &pool, &ledger);
         let feeder_voiced = voiced_tx.clone();
         let feeder_done = done_tx.clone();
         scope.spawn(move || {
@@ -400,6 +404,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
+                    let slot = queue_slots.acquire(1);
                     let mut memory = budget.acquire(memory_estimate(source));
                     let (voiced_tx, done_tx) = (feeder_voiced.clone(), feeder_done.clone());
                     tasks.spawn(move |_| {
@@ -412,7 +417,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
                         match outcome {
                             Ok(call) => {
                                 memory.shrink_to(call.audio_bytes());
-                                let _ = voiced_tx.send(Prepared { call, _memory: memory });
+                                let _ = voiced_tx.send(Prepared { call, _memory: memory, _slot: slot });
                             }
                             Err(outcome) => {
                                 let _ = done_tx.send(outcome);
@@ -596,7 +601,7 @@ fn transcribe_and_score(
             model_name: model_name.unwrap_or("whisper"),
             threads,
         });
-        let Prepared { call, _memory } = prepared;
+        let Prepared { call, .. } = prepared;
         stages::transcribe(call, asr).map(|call| stages::score(call, config))
     }));
     match result {
