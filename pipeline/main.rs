@@ -136,6 +136,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("CALLQA_LOG").unwrap_or_else(|_| "info,whisper_rs=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,

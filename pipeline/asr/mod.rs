@@ -220,7 +220,7 @@ impl Transcriber {
     }
 
     pub fn worker(&self, threads: u32) -> Result<AsrWorker<'_>, AsrError> {
-        Ok(AsrWorker { transcriber: self, state: self.new_state(&self.context)?, plain_state: None, threads: threads.max(1) })
+        Ok(AsrWorker { transcriber: self, state: self.new_state(&self.context)?, threads: threads.max(1) })
     }
 
     fn new_state(&self, context: &WhisperContext) -> Result<WhisperState, AsrError> {
@@ -247,8 +247,6 @@ impl AsrSettings {
 pub struct AsrWorker<'t> {
     transcriber: &'t Transcriber,
     state: WhisperState,
-    /// A state of the model without DTW, made when a window asks for it.
-    plain_state: Option<WhisperState>,
     threads: u32,
 }
 
@@ -321,45 +319,48 @@ impl WindowDecoder for AsrWorker<'_> {
     fn decode(&mut self, params: &DecodeParams, audio: &[f32]) -> Result<RawWindow, AsrError> {
         let transcriber = self.transcriber;
         let settings = &transcriber.settings;
-        let state = if params.dtw || !settings.uses_dtw() {
-            &mut self.state
-        } else {
-            if self.plain_state.is_none() {
-                self.plain_state = Some(transcriber.new_state(transcriber.plain_context()?)?);
-            }
-            self.plain_state.as_mut().expect("made above")
-        };
         let mut full = full_params(settings, params.threads.max(1));
         if let Some(ctx) = params.audio_ctx {
             full.set_audio_ctx(ctx);
         }
-        state.full(full, audio).map_err(|e| AsrError::Worker(format!("whisper_full failed: {e}")))?;
-        let eot = transcriber.context.token_eot();
-        let language = whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("unknown").to_string();
-        let segments = state
-            .as_iter()
-            .map(|segment| RawSegment {
-                t0: segment.start_timestamp(),
-                t1: segment.end_timestamp(),
-                no_speech_prob: segment.no_speech_probability(),
-                tokens: (0..segment.n_tokens())
-                    .filter_map(|i| segment.get_token(i))
-                    .filter_map(|token| {
-                        let data = token.token_data();
-                        let bytes = token.to_bytes().ok()?;
-                        (data.id < eot).then(|| RawToken {
-                            bytes: bytes.to_vec(),
-                            t0: data.t0,
-                            t1: data.t1,
-                            t_dtw: data.t_dtw,
-                            plog: data.plog,
-                        })
-                    })
-                    .collect(),
-            })
-            .collect();
-        Ok(RawWindow { language, segments })
+        let failed = |e: whisper_rs::WhisperError| AsrError::Worker(format!("whisper_full failed: {e}"));
+        if params.dtw || !settings.uses_dtw() {
+            self.state.full(full, audio).map_err(failed)?;
+            return Ok(raw_window(&self.state, transcriber.context.token_eot()));
+        }
+        // The fallback without DTW is rare: its state is made for the window and let go after.
+        let mut plain = transcriber.new_state(transcriber.plain_context()?)?;
+        plain.full(full, audio).map_err(failed)?;
+        Ok(raw_window(&plain, transcriber.context.token_eot()))
     }
+}
+
+/// A state's segments after `full`, as plain data (text tokens only).
+fn raw_window(state: &WhisperState, eot: i32) -> RawWindow {
+    let language = whisper_rs::get_lang_str(state.full_lang_id_from_state()).unwrap_or("unknown").to_string();
+    let segments = state
+        .as_iter()
+        .map(|segment| RawSegment {
+            t0: segment.start_timestamp(),
+            t1: segment.end_timestamp(),
+            no_speech_prob: segment.no_speech_probability(),
+            tokens: (0..segment.n_tokens())
+                .filter_map(|i| segment.get_token(i))
+                .filter_map(|token| {
+                    let data = token.token_data();
+                    let bytes = token.to_bytes().ok()?;
+                    (data.id < eot).then(|| RawToken {
+                        bytes: bytes.to_vec(),
+                        t0: data.t0,
+                        t1: data.t1,
+                        t_dtw: data.t_dtw,
+                        plog: data.plog,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    RawWindow { language, segments }
 }
 
 impl AsrWorker<'_> {

@@ -158,7 +158,9 @@ struct Live {
 
 impl Live {
     fn start(exe: &Path, model: &Path, settings: &AsrSettings) -> Result<Live, AsrError> {
+        use std::os::unix::process::CommandExt;
         let mut child = Command::new(exe)
+            .arg0("callqa")
             .args(["worker", "--model"])
             .arg(model)
             .stdin(Stdio::piped())
@@ -210,11 +212,12 @@ impl Live {
         // The stderr reader may still be draining the last lines.
         std::thread::sleep(Duration::from_millis(50));
         let tail = self.stderr_tail.lock().unwrap_or_else(|p| p.into_inner());
+        const LAST_WORDS: [&str; 4] = ["WHISPER_ASSERT", "GGML_ASSERT", "GGML_ABORT", "panicked"];
         let last_words = tail
             .iter()
             .rev()
-            .find(|l| l.contains("ASSERT") || l.contains("GGML_ABORT") || l.contains("panicked"))
-            .or_else(|| tail.iter().rev().find(|l| !l.trim().is_empty()))
+            .find_map(|l| LAST_WORDS.iter().find_map(|w| l.find(w)).map(|at| &l[at..]))
+            .or_else(|| tail.iter().rev().find(|l| !l.trim().is_empty()).map(String::as_str))
             .map(|l| format!(": {}", l.trim()))
             .unwrap_or_default();
         AsrError::WorkerDied {
