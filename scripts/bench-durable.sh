@@ -4,7 +4,8 @@
 # 4-hour file, and throughput with a competing CPU load. Prints markdown tables (README,
 # "Durable runs").
 #
-#   scripts/bench-durable.sh [REV]     REV defaults to 7dd6400, the last commit before them
+#   scripts/bench-durable.sh [REV] [PARTS]   REV defaults to 7dd6400, the last commit before
+#                                            them; PARTS e.g. throughput (default: all)
 #
 # The baseline is built once from `git archive REV` into the cache ($CALLQA_CACHE_DIR).
 set -euo pipefail
@@ -25,4 +26,5 @@ trap 'rm -rf "$work"' EXIT
 "$root/.venv/bin/python" -m pip install --quiet --disable-pip-version-check zhconv==1.4.3
 "$root/.venv/bin/python" "$root/scripts/bench_durable.py" \
   --new "$root/target/release/callqa" --old "$cache/target/release/callqa" --old-label "baseline $rev" \
-  --model "$root/models/ggml-base-q8_0.bin" --corpus "${CALLQA_CORPUS:-$root/../shared/corpus}" --work "$work"
+  --model "$root/models/ggml-base-q8_0.bin" --corpus "${CALLQA_CORPUS:-$root/../shared/corpus}" --work "$work" \
+  --parts "${2:-throughput,memory,contention}" --repeat "${REPEAT:-3}"

@@ -57,27 +57,29 @@ def tree_rss_kb(root):
     return total
 
 
-def sampled(cmd, timeout=None):
-    """Run cmd; wall seconds, peak RSS of its process tree (MB), stdout, exit code."""
+def sampled(cmd, timeout=None, rss=True):
+    """Run cmd; wall seconds, peak RSS of its process tree (MB; 0 without `rss`, which keeps
+    the sampler's own CPU use out of throughput runs), stdout, exit code."""
     log = open(os.devnull, "w")
     start = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     peak = 0
     while p.poll() is None:
-        peak = max(peak, tree_rss_kb(p.pid))
+        if rss:
+            peak = max(peak, tree_rss_kb(p.pid))
         if timeout and time.perf_counter() - start > timeout:
             p.kill()
             break
-        time.sleep(0.05)
+        time.sleep(0.05 if rss else 0.01)
     out = p.stdout.read()
     p.wait()
     return time.perf_counter() - start, peak / 1024, out, p.returncode
 
 
-def run(binary, model, folder, out, config, extra=(), timeout=None):
+def run(binary, model, folder, out, config, extra=(), timeout=None, rss=True):
     cmd = [str(binary), "run", "--input", str(folder), "--out", str(out), "--config", str(config), "--model", str(model),
            "--reprocess", *extra]
-    return sampled(cmd, timeout)
+    return sampled(cmd, timeout, rss)
 
 
 def main():
@@ -89,7 +91,9 @@ def main():
     p.add_argument("--corpus", type=Path, required=True)
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--parts", default="throughput,memory,contention", help="comma-separated subset to run")
     args = p.parse_args()
+    parts = set(args.parts.split(","))
     # bench_e2e builds the same call set as scripts/bench.sh.
     ns = argparse.Namespace(corpus=args.corpus, work=args.work, bleed_db=None, callqa=args.new)
     plan = bench_e2e.build_calls(ns)
@@ -105,6 +109,15 @@ def main():
     print(f"{len(plan)} two-channel 8 kHz calls, {audio_s:.1f} s (the scripts/bench.sh set)\n")
 
     engines = [("durable (this tree)", args.new), (args.old_label, args.old)]
+    if "throughput" in parts:
+        throughput(args, engines, everything, audio_s)
+    if "memory" in parts:
+        memory(args, engines, plan)
+    if "contention" in parts:
+        contention(args, engines, plan)
+
+
+def throughput(args, engines, everything, audio_s):
     print("| binary | decoding | wall s, median [range] | call-s per wall-s | ratio to baseline |")
     print("|---|---|---|---|---|")
     for beam in (1, 5):
@@ -113,7 +126,7 @@ def main():
         walls = {label: [] for label, _ in engines}
         for i in range(args.repeat):
             for label, binary in engines:
-                wall, _, _, code = run(binary, args.model, everything, args.work / f"tp-{beam}-{label[:3]}", config)
+                wall, _, _, code = run(binary, args.model, everything, args.work / f"tp-{beam}-{label[:3]}", config, rss=False)
                 assert code == 0, f"{label} failed"
                 walls[label].append(wall)
         base = statistics.median(walls[args.old_label])
@@ -122,6 +135,8 @@ def main():
             m = statistics.median(w)
             print(f"| {label} | {'greedy' if beam == 1 else 'beam 5'} | {m:.1f} [{w[0]:.1f}-{w[-1]:.1f}] | {audio_s / m:.2f} | {base / m:.3f} |")
 
+
+def memory(args, engines, plan):
     print("\nPeak RSS of the process tree (supervisor + workers), MB:\n")
     print("| binary | run | calls | wall s | peak RSS MB |")
     print("|---|---|---|---|---|")
@@ -138,6 +153,7 @@ def main():
             wall, peak, _, code = run(binary, args.model, folder, args.work / f"rss-{n}-{label[:3]}", acoustic, ["--no-asr"])
             print(f"| {label} | --no-asr | {n} | {wall:.1f} | {peak:.0f} |")
     greedy = args.work / "beam1.toml"
+    greedy.write_text("[asr]\nbeam_size = 1\nthreads = 2\n", encoding="utf-8")
     for label, binary in engines:
         wall, peak, _, code = run(binary, args.model, args.work / "batch-10", args.work / f"rss-asr-{label[:3]}", greedy)
         print(f"| {label} | greedy ASR | 10 | {wall:.1f} | {peak:.0f} |")
@@ -162,7 +178,9 @@ def main():
         wall, peak, _, code = run(binary, args.model, long_dir, args.work / f"long-{label[:3]}", acoustic, ["--no-asr"])
         print(f"| {label} | --no-asr, one 4 h file ({size_mb:.0f} MB) | 1 | {wall:.1f} | {peak:.0f} |")
 
-    # Throughput with two busy loops competing for the two cores.
+
+def contention(args, engines, plan):
+    """Throughput with one busy loop per core competing for the machine."""
     print("\nWith a competing CPU load (one busy process per core), greedy, default threads:\n")
     print("| binary | wall s | call-s per wall-s |")
     print("|---|---|---|")
@@ -179,7 +197,7 @@ def main():
     try:
         time.sleep(1)
         for label, binary in engines:
-            wall, _, _, code = run(binary, args.model, two, args.work / f"cont-{label[:3]}", config, timeout=900)
+            wall, _, _, code = run(binary, args.model, two, args.work / f"cont-{label[:3]}", config, timeout=900, rss=False)
             note = "" if code in (0, 1) else " (stopped at the 900 s limit)"
             print(f"| {label} | {wall:.1f}{note} | {two_s / wall:.2f} |")
     finally:

@@ -9,5 +9,5 @@ cargo build --release --quiet --bin callqa
 out="${1:-$root/out}"
 status=0
 target/release/callqa run --input fixtures/calls --out "$out" --jobs 2 || status=$?
-echo "Parquet tables: $out/{calls,utterances,events}/call_date=YYYY-MM-DD/*.parquet  (schema: target/release/callqa schema)"
+echo "Parquet tables: $out/{calls,utterances,events}/call_date=YYYY-MM-DD/*.parquet, $out/{failures,runs}/*.parquet  (schema: target/release/callqa schema)"
 exit "$status"

@@ -296,7 +296,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     // during a night's run), so a restarted worker always matches its supervisor.
     let worker_exe = options.worker_exe.clone().unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
     // The first worker starts now, so a model that does not load stops the run before any call.
-    let first_worker = match &model_path {
+    let mut first_worker = match &model_path {
         Some(path) => {
             info!(model = %path.display(), "starting the transcription worker");
             let mut worker = WorkerProcess::new(worker_exe.clone(), path.clone(), config.asr.clone());
@@ -379,15 +379,12 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let (voiced_tx, voiced_rx) = crossbeam_channel::unbounded::<Prepared>();
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Outcome>();
     let mut workers: Vec<Option<WorkerProcess>> = (0..jobs)
-        .map(|i| match (&model_path, i) {
-            (None, _) => None,
-            (Some(_), 0) => None,
-            (Some(path), _) => Some(WorkerProcess::new(worker_exe.clone(), path.clone(), config.asr.clone())),
+        .map(|_| {
+            first_worker.take().or_else(|| {
+                model_path.as_ref().map(|path| WorkerProcess::new(worker_exe.clone(), path.clone(), config.asr.clone()))
+            })
         })
         .collect();
-    if let Some(first) = first_worker {
-        workers[0] = Some(first);
-    }
 
     let mut pending: Vec<ScoredCall> = Vec::new();
     let mut commit_seq = 0u32;
@@ -443,6 +440,9 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
                 }
             });
         }
+        // Once the jobs are gone (done, or stopped), calls still queued for them are dropped
+        // and their memory released, so the feeder never waits for room that cannot come.
+        drop(voiced_rx);
         drop(done_tx);
 
         // The writer: this thread.
