@@ -523,7 +523,22 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
         summary.worker_starts += worker.starts;
         summary.dtw_fallbacks += worker.dtw_fallbacks;
     }
+    summary.failed = summary.failures.len();
+    let finish = |summary: &RunSummary, run_row: &mut RunRow, exit_status: u32| {
+        run_row.finished = Some(RunTotals {
+            finished_at: Utc::now(),
+            ok: summary.ok as u32,
+            failed: summary.failed as u32,
+            skipped: summary.skipped as u32,
+            audio_s: summary.audio_s,
+            wall_s: wall.elapsed().as_secs_f64(),
+            exit_status,
+        });
+        commit::write_run(out, run_row)
+    };
     if let Some(e) = fatal {
+        // Best effort: the output may be what failed.
+        let _ = finish(&summary, &mut run_row, 2);
         return Err(e);
     }
     // Only now that the new rows are in place: older versions of calls processed again go.
@@ -531,18 +546,8 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     if cleaned.superseded_calls > 0 {
         info!(calls = cleaned.superseded_calls, "replaced the rows of calls processed again");
     }
-    summary.failed = summary.failures.len();
     summary.wall_s = wall.elapsed().as_secs_f64();
-    run_row.finished = Some(RunTotals {
-        finished_at: Utc::now(),
-        ok: summary.ok as u32,
-        failed: summary.failed as u32,
-        skipped: summary.skipped as u32,
-        audio_s: summary.audio_s,
-        wall_s: summary.wall_s,
-        exit_status: summary.exit_status(),
-    });
-    commit::write_run(out, &run_row)?;
+    finish(&summary, &mut run_row, summary.exit_status())?;
     Ok(summary)
 }
 

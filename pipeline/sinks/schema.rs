@@ -208,7 +208,7 @@ pub fn runs() -> Table {
             col("skipped", DataType::Int32, true, "Calls skipped: already in the tables, or left after run.max_attempts failures."),
             col("audio_s", DataType::Float64, true, "Seconds of audio processed."),
             col("wall_s", DataType::Float64, true, "Seconds the run took."),
-            col("exit_status", DataType::Int32, true, "0 all good, 1 some calls failed; null while running or if killed."),
+            col("exit_status", DataType::Int32, true, "0 all good, 1 some calls failed, 2 stopped by an error that dooms every call (e.g. the output became unwritable); null while running or if killed."),
         ])),
     }
 }
