@@ -40,8 +40,13 @@ pub struct AsrSettings {
     /// Re-decode at higher temperature when a window decodes badly (repetition, low
     /// log-probability). Turning it off makes base loop on noisy audio. Default true.
     pub temperature_fallback: bool,
-    /// Threads per whisper state; 0 = the machine's cores divided by `--jobs`. Default 0.
+    /// Most threads per whisper call; 0 = the machine's cores divided by `--jobs`. Default 0.
     pub threads: u32,
+    /// Give a call fewer threads when other processes hold cores (README, Durable runs):
+    /// ggml's threads spin at a barrier, and a descheduled one stalls the rest. Off = always
+    /// `threads`, for dedicated machines or reproducible output (the thread count changes
+    /// floating-point sums, hence sometimes the words). Default true.
+    pub adapt_threads: bool,
     /// Longest stretch of audio (seconds) sent to Whisper at once. Default 28.
     pub max_window_s: f64,
     /// Audio kept around each speech interval (seconds). Default 0.2.
@@ -79,6 +84,7 @@ impl Default for AsrSettings {
             beam_size: 5,
             temperature_fallback: true,
             threads: 0,
+            adapt_threads: true,
             max_window_s: 28.0,
             window_pad_s: 0.2,
             window_gap_s: 1.0,

@@ -23,6 +23,7 @@ pub struct CpuShare {
     cores: usize,
     jobs: usize,
     max_threads: u32,
+    adapt: bool,
     state: Mutex<(Option<Sample>, u32)>,
 }
 
@@ -31,11 +32,25 @@ const MIN_INTERVAL: Duration = Duration::from_millis(500);
 
 impl CpuShare {
     pub fn new(cores: usize, jobs: usize, max_threads: u32) -> CpuShare {
-        CpuShare { cores: cores.max(1), jobs: jobs.max(1), max_threads: max_threads.max(1), state: Mutex::new((None, max_threads.max(1))) }
+        CpuShare {
+            cores: cores.max(1),
+            jobs: jobs.max(1),
+            max_threads: max_threads.max(1),
+            adapt: true,
+            state: Mutex::new((None, max_threads.max(1))),
+        }
+    }
+
+    /// The same number of threads every time.
+    pub fn fixed(threads: u32) -> CpuShare {
+        CpuShare { cores: 1, jobs: 1, max_threads: threads.max(1), adapt: false, state: Mutex::new((None, threads.max(1))) }
     }
 
     /// Threads for the next Whisper call.
     pub fn threads(&self) -> u32 {
+        if !self.adapt {
+            return self.max_threads;
+        }
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let Some(now) = sample() else {
             return self.max_threads;
@@ -113,6 +128,8 @@ mod tests {
         assert_eq!(threads_for(2, 1, 2, 2.0), 1, "a saturated machine still gets one thread");
         assert_eq!(threads_for(16, 2, 8, 4.0), 6);
         assert_eq!(threads_for(16, 1, 4, 0.0), 4, "never more than configured");
+        let fixed = CpuShare::fixed(2);
+        assert_eq!((fixed.threads(), fixed.threads()), (2, 2), "asr.adapt_threads = false");
     }
 
     #[test]
