@@ -140,8 +140,12 @@ fn killed_at_random_instants_every_call_lands_exactly_once() {
     let ids = write_calls(&input, 8, 0x5eed_2026_1125);
     let config = config(dir.path(), "");
     let reference = dir.path().join("reference");
+    // Timed as the killed runs will run: a commit per call, file operations slowed.
     let clock = Instant::now();
-    let done = run(&input, &reference, &config, &[], None);
+    let done = run_cmd(&input, &reference, &config, &["--commit-every", "1"])
+        .env("CALLQA_TEST_IO_PAUSE_MS", "150")
+        .output()
+        .unwrap();
     assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
     let full = clock.elapsed();
     assert!(rows_per_call(&reference, "utterances").len() == 8, "every reference call has words");
@@ -149,7 +153,7 @@ fn killed_at_random_instants_every_call_lands_exactly_once() {
     let out = dir.path().join("out");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(20261125);
     let mut committed: BTreeSet<String> = BTreeSet::new();
-    let mut kills = 0;
+    let (mut kills, mut kills_mid_commit) = (0, 0);
     for round in 0..24 {
         // Every fourth run reprocesses (so older rows get deleted), and so does any run with
         // nothing left to do. A quarter of the kills land in the first half second (lock,
@@ -163,19 +167,37 @@ fn killed_at_random_instants_every_call_lands_exactly_once() {
             expected.mul_f64(rng.random_range(0.05..0.95))
         };
         let extra: &[&str] = if reprocess { &["--reprocess", "--commit-every", "1"] } else { &["--commit-every", "1"] };
-        let mut child = run_cmd(&input, &out, &config, extra).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // Every table-file rename and delete waits 150 ms first, so commits and recoveries
+        // take a good share of a run and random kills land inside them.
+        let mut child = run_cmd(&input, &out, &config, extra)
+            .env("CALLQA_TEST_IO_PAUSE_MS", "150")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(at);
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
         }
         child.wait().unwrap();
+        // Debris of an interrupted commit or recovery: a temporary, or a child file without
+        // its calls file. The next run's recovery must clear it.
+        let debris = !files_named(&out, |n| n.ends_with(".tmp")).is_empty()
+            || ["utterances", "events"].iter().any(|table| {
+                files_named(&out.join(table), |n| n.ends_with(".parquet"))
+                    .iter()
+                    .any(|f| !out.join("calls").join(f.strip_prefix(out.join(table)).unwrap()).exists())
+            });
+        kills_mid_commit += usize::from(debris);
         // Nothing committed is ever lost, even before the next run recovers.
         let now: BTreeSet<String> = rows_per_call(&out, "calls").into_keys().collect();
         assert!(committed.is_subset(&now), "round {round}: lost {:?}", committed.difference(&now).collect::<Vec<_>>());
         committed = now;
     }
+    eprintln!("{kills} of 24 runs killed mid-way, {kills_mid_commit} inside a commit or a recovery");
     assert!(kills >= 20, "only {kills} runs were killed mid-way");
+    assert!(kills_mid_commit >= 4, "only {kills_mid_commit} kills interrupted a commit or a recovery");
     let last = run(&input, &out, &config, &[], None);
     assert_eq!(last.status.code(), Some(0), "{}", stderr(&last));
     assert_exactly_once(&out, &reference, &ids);

@@ -75,6 +75,7 @@ pub fn recover(out_dir: &Path) -> Result<Recovered, SinkError> {
     for entry in walkdir::WalkDir::new(out_dir).min_depth(1).into_iter().filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy();
         if entry.file_type().is_file() && name.starts_with('.') && name.ends_with(".tmp") {
+            super::test_pause();
             fs::remove_file(entry.path()).map_err(|e| write_error(entry.path(), e))?;
             recovered.temporaries += 1;
         }
@@ -86,6 +87,7 @@ pub fn recover(out_dir: &Path) -> Result<Recovered, SinkError> {
             let partition = path.parent().and_then(Path::file_name).expect("table files live in partitions");
             let marker = out_dir.join("calls").join(partition).join(path.file_name().expect("a file"));
             if !marker.exists() {
+                super::test_pause();
                 fs::remove_file(&path).map_err(|e| write_error(&path, e))?;
                 recovered.uncommitted_files += 1;
             }

@@ -10,3 +10,20 @@ pub mod commit;
 pub mod parquet;
 pub mod schema;
 pub mod tables;
+
+/// Test builds only: `CALLQA_TEST_IO_PAUSE_MS=N` sleeps N ms before every rename and delete
+/// of a table file, so that the durability test's random kills land inside commits and
+/// recoveries, not only between them. A no-op otherwise.
+#[inline]
+pub(crate) fn test_pause() {
+    #[cfg(feature = "test-hooks")]
+    {
+        static PAUSE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let ms = *PAUSE.get_or_init(|| {
+            std::env::var("CALLQA_TEST_IO_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+        });
+        if ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+    }
+}

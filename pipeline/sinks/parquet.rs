@@ -57,6 +57,7 @@ pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
         writer.write(batch).map_err(|e| e.to_string())?;
         let file = writer.into_inner().map_err(|e| e.to_string())?;
         file.sync_all().map_err(|e| e.to_string())?;
+        super::test_pause();
         fs::rename(&tmp, path).map_err(|e| e.to_string())?;
         // The rename itself survives a power cut only once the folder is synced.
         fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())
@@ -255,6 +256,7 @@ pub fn drop_superseded(out_dir: &Path, tables: &[&str], versions: &[CallVersion]
                 continue;
             }
             if keep.true_count() == 0 {
+                super::test_pause();
                 fs::remove_file(&path).map_err(|e| SinkError::Write { path: path.clone(), reason: e.to_string() })?;
             } else {
                 let kept = filter_record_batch(&whole, &keep)
