@@ -156,7 +156,8 @@ fn main() {
                 call_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
                 agent_channel: None,
             };
-            let asr = callqa::run::stages::Asr { decoder: &mut worker, settings: &config.asr, model_name: "base", threads };
+            let asr =
+                callqa::run::stages::Asr { decoder: &mut worker, settings: &config.asr, model_name: "base", threads };
             let call = callqa::run::stages::process_call(&source, wav, String::new(), &config, Some(asr)).unwrap().call;
             let chinese = language == "zh";
             let mut rules: Vec<(PhraseRule, bool)> = Vec::new();

@@ -173,20 +173,15 @@ impl Config {
                     ("before_silence_min_s", rule.before_silence_min_s),
                     ("before_silence_within_s", rule.before_silence_within_s),
                 ];
-                std::iter::once((key("points"), rule.points, 0.0..=100.0)).chain(
-                    windows.into_iter().filter_map(move |(field, v)| v.map(|v| (key(field), v, 0.0..=86_400.0))),
-                )
+                std::iter::once((key("points"), rule.points, 0.0..=100.0))
+                    .chain(windows.into_iter().filter_map(move |(field, v)| v.map(|v| (key(field), v, 0.0..=86_400.0))))
             })
             .collect();
         checks.extend(rule_keys.iter().map(|(k, v, r)| (k.as_str(), *v, r.clone())));
         for (key, value, range) in checks {
             // NaN fails `contains`, so it is named like any other value out of range.
             if !range.contains(&value) {
-                return Err(format!(
-                    "{key} = {value} is out of range: allowed {} to {}",
-                    range.start(),
-                    range.end()
-                ));
+                return Err(format!("{key} = {value} is out of range: allowed {} to {}", range.start(), range.end()));
             }
         }
         for rule in &self.phrases {

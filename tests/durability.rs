@@ -121,7 +121,11 @@ fn assert_exactly_once(out: &Path, reference: &Path, ids: &[String]) {
     assert_eq!(calls.keys().cloned().collect::<Vec<_>>(), ids, "every call committed");
     assert!(calls.values().all(|&n| n == 1), "a call twice in calls: {calls:?}");
     for table in ["utterances", "events"] {
-        assert_eq!(rows_per_call(out, table), rows_per_call(reference, table), "{table} differ from an uninterrupted run");
+        assert_eq!(
+            rows_per_call(out, table),
+            rows_per_call(reference, table),
+            "{table} differ from an uninterrupted run"
+        );
     }
     let temporaries = files_named(out, |n| n.ends_with(".tmp") || n.starts_with(".callqa-write-probe"));
     assert!(temporaries.is_empty(), "left behind: {temporaries:?}");
@@ -357,8 +361,14 @@ fn bad_samples_special_files_and_links_are_failure_rows_not_crashes_or_silence()
     let input = dir.path().join("calls");
     write_calls(&input, 1, 17);
     let speech = assemble::load_clip(&corpus(ZH[0])).unwrap();
-    for (name, rate, poison) in [("nan16k", 16_000, f32::NAN), ("inf8k", 8_000, f32::INFINITY), ("huge8k", 8_000, 1e30)] {
-        let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    for (name, rate, poison) in [("nan16k", 16_000, f32::NAN), ("inf8k", 8_000, f32::INFINITY), ("huge8k", 8_000, 1e30)]
+    {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: rate,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
         let mut w = hound::WavWriter::create(input.join(format!("{name}.wav")), spec).unwrap();
         for (i, s) in speech.iter().step_by((16_000 / rate) as usize).enumerate() {
             w.write_sample(if i % 97 == 0 { poison } else { *s }).unwrap();
@@ -385,8 +395,11 @@ fn bad_samples_special_files_and_links_are_failure_rows_not_crashes_or_silence()
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let manifest = dir.path().join("manifest.csv");
-    std::fs::write(&manifest, format!("path,call_id\n{},fifo\n/dev/zero,zero\n{},good\n", fifo.display(), input.join("call00.wav").display()))
-        .unwrap();
+    std::fs::write(
+        &manifest,
+        format!("path,call_id\n{},fifo\n/dev/zero,zero\n{},good\n", fifo.display(), input.join("call00.wav").display()),
+    )
+    .unwrap();
     let clock = Instant::now();
     let o = run(&manifest, &dir.path().join("out2"), &config, &[], None);
     assert!(clock.elapsed() < Duration::from_secs(60), "a FIFO or /dev/zero was read");
@@ -405,7 +418,15 @@ fn settings_out_of_range_stop_the_run_naming_the_key() {
     for (text, key) in [("[asr]\nthreads = 1000\n", "asr.threads"), ("[asr]\nbeam_size = 100000\n", "asr.beam_size")] {
         let config = dir.path().join("bad.toml");
         std::fs::write(&config, text).unwrap();
-        let o = callqa_bin().args(["run", "--input"]).arg(&input).arg("--out").arg(dir.path().join("o")).arg("--config").arg(&config).output().unwrap();
+        let o = callqa_bin()
+            .args(["run", "--input"])
+            .arg(&input)
+            .arg("--out")
+            .arg(dir.path().join("o"))
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(2));
         assert!(stderr(&o).contains(key) && stderr(&o).contains("allowed"), "{}", stderr(&o));
     }

@@ -131,10 +131,11 @@ fn bad_files_fail_alone_with_a_named_reason_and_exit_code_1() {
     let calls = read_table(&b.out, "calls");
     assert_eq!(calls.len(), 4);
     // Nothing half-written: no temporary files anywhere (the lock file stays, unlocked).
-    assert!(walkdir::WalkDir::new(&b.out)
-        .into_iter()
-        .filter_map(Result::ok)
-        .all(|e| !e.file_name().to_string_lossy().starts_with('.') || e.file_name() == ".callqa.lock"));
+    assert!(walkdir::WalkDir::new(&b.out).into_iter().filter_map(Result::ok).all(|e| !e
+        .file_name()
+        .to_string_lossy()
+        .starts_with('.')
+        || e.file_name() == ".callqa.lock"));
 }
 
 #[test]

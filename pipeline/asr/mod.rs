@@ -187,7 +187,11 @@ const SAMPLE_RATE: f64 = 16_000.0;
 /// whisper.cpp refuses input shorter than one second; shorter windows are padded with silence.
 const MIN_WINDOW_SAMPLES: usize = 16_000 + 1_600;
 
-fn context_params(settings: &AsrSettings, hparams: &crate::model::ggml::HyperParams, dtw: bool) -> WhisperContextParameters<'static> {
+fn context_params(
+    settings: &AsrSettings,
+    hparams: &crate::model::ggml::HyperParams,
+    dtw: bool,
+) -> WhisperContextParameters<'static> {
     let mut params = WhisperContextParameters::default();
     params.flash_attn(settings.flash_attention);
     if dtw {
@@ -468,7 +472,8 @@ fn collect_utterances(raw: &RawWindow, speaker: Speaker, window: &windows::Windo
             };
             let t1 = (token.t1 as f64 / 100.0).clamp(t0, seg_t1.max(t0));
             let piece = window.piece_at(if token.t_dtw >= 0 { t0 } else { (t0 + t1) / 2.0 });
-            let timed = TimedToken { text: script(text), start_s: window.to_call_time(t0), end_s: window.to_call_time(t1) };
+            let timed =
+                TimedToken { text: script(text), start_s: window.to_call_time(t0), end_s: window.to_call_time(t1) };
             match groups.last_mut() {
                 Some(g) if g.segment == segment_index && g.piece == piece => {
                     g.tokens.push(timed);

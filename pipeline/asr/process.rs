@@ -104,7 +104,8 @@ pub fn serve(model: &Path) -> Result<(), AsrError> {
         }
     };
     let mut worker = transcriber.worker(1)?;
-    write_json(&mut output, &Handshake::Ready { model_name: transcriber.model_name.clone() }).map_err(protocol_error)?;
+    write_json(&mut output, &Handshake::Ready { model_name: transcriber.model_name.clone() })
+        .map_err(protocol_error)?;
     while let Some(header) = read_frame(&mut input).map_err(protocol_error)? {
         let params: DecodeParams =
             serde_json::from_slice(&header).map_err(|e| AsrError::Worker(format!("request: {e}")))?;

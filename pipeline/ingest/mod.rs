@@ -170,7 +170,10 @@ fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, I
             Some(text) => match DateTime::parse_from_rfc3339(text) {
                 Ok(t) => Some(t.with_timezone(&Utc)),
                 Err(e) => {
-                    calls.push(Err(reject(ErrorType::ManifestRow, format!("started_at {text:?} is not RFC 3339 ({e})"))));
+                    calls.push(Err(reject(
+                        ErrorType::ManifestRow,
+                        format!("started_at {text:?} is not RFC 3339 ({e})"),
+                    )));
                     continue;
                 }
             },
@@ -284,9 +287,8 @@ mod tests {
         let can_bypass = std::fs::read_dir(d.join("locked")).is_ok(); // root ignores permissions
         let found = discover(d).unwrap();
         std::fs::set_permissions(d.join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let rejected = |id: &str| {
-            found.iter().find_map(|r| r.as_ref().err().filter(|e| e.call_id == id).map(|e| e.error_type))
-        };
+        let rejected =
+            |id: &str| found.iter().find_map(|r| r.as_ref().err().filter(|e| e.call_id == id).map(|e| e.error_type));
         assert_eq!(rejected("pipe"), Some(ErrorType::NotRegularFile));
         assert_eq!(rejected("dangling"), Some(ErrorType::NotFound));
         assert_eq!(rejected("loop"), Some(ErrorType::SymlinkLoop));

@@ -43,7 +43,13 @@ impl CpuShare {
 
     /// The same number of threads every time.
     pub fn fixed(threads: u32) -> CpuShare {
-        CpuShare { cores: 1, jobs: 1, max_threads: threads.max(1), adapt: false, state: Mutex::new((None, threads.max(1))) }
+        CpuShare {
+            cores: 1,
+            jobs: 1,
+            max_threads: threads.max(1),
+            adapt: false,
+            state: Mutex::new((None, threads.max(1))),
+        }
     }
 
     /// Threads for the next Whisper call.
@@ -83,7 +89,11 @@ pub fn threads_for(cores: usize, jobs: usize, max_threads: u32, others_busy_core
 fn ticks_per_second() -> f64 {
     // SAFETY: sysconf only reads a constant of the system.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks as f64 } else { 100.0 }
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
 }
 
 fn sample() -> Option<Sample> {

@@ -71,7 +71,6 @@ impl Ledger {
             .get(call_id)
             .is_some_and(|f| f.attempts >= self.max_attempts && f.content_sha256.as_deref() == content_sha256)
     }
-
 }
 
 /// The `failures` table as the writer keeps it during a run.
@@ -160,7 +159,11 @@ mod tests {
         assert_eq!(no_asr.decide("acoustic", "s1"), Some(Skip::Done));
         assert_eq!(no_asr.decide("heard", "s2"), Some(Skip::HasTranscript));
         let no_asr_again = Ledger::new(versions, BTreeMap::new(), None, true, 2);
-        assert_eq!(no_asr_again.decide("heard", "s2"), Some(Skip::HasTranscript), "--reprocess --no-asr keeps transcripts");
+        assert_eq!(
+            no_asr_again.decide("heard", "s2"),
+            Some(Skip::HasTranscript),
+            "--reprocess --no-asr keeps transcripts"
+        );
         assert_eq!(no_asr_again.decide("acoustic", "s1"), None);
     }
 

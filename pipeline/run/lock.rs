@@ -39,7 +39,8 @@ impl OutputLock {
         let path = out_dir.join(".callqa.lock");
         let io = |e: std::io::Error| LockError::Io { path: path.clone(), reason: e.to_string() };
         // Not truncated on open: until we hold the lock, its content is the holder's.
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -69,7 +70,8 @@ mod tests {
     #[test]
     fn a_second_holder_is_refused_with_the_first_named_until_it_lets_go() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Holder { pid: 42, host: "node-7".into(), run_id: "r1".into(), started_at: "2026-11-25T01:00:00Z".into() };
+        let first =
+            Holder { pid: 42, host: "node-7".into(), run_id: "r1".into(), started_at: "2026-11-25T01:00:00Z".into() };
         let lock = OutputLock::acquire(dir.path(), &first).unwrap();
         let err = OutputLock::acquire(dir.path(), &Holder { pid: 43, ..first.clone() }).unwrap_err().to_string();
         assert!(err.contains("pid 42 on node-7, run r1"), "{err}");

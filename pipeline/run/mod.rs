@@ -33,11 +33,11 @@ use crate::asr::process::WorkerProcess;
 use crate::asr::AsrError;
 use crate::config::Config;
 use crate::ingest::{self, IngestError};
+use crate::model;
 use crate::record::{CallFailure, CallSource, ErrorType, ScoredCall, Stage, StageTimes, VoicedCall};
 use crate::sinks::commit;
 use crate::sinks::parquet::SinkError;
 use crate::sinks::tables::{RowContext, RunRow, RunTotals};
-use crate::model;
 use budget::{MemoryBudget, Reservation};
 use ledger::{FailureTable, Ledger, Skip};
 
@@ -190,8 +190,9 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let discovered = ingest::discover(&options.input)?;
 
     let model_path = if options.no_asr { None } else { Some(model::registry::resolve(options.model.as_deref())?) };
-    let model_name =
-        model_path.as_ref().map(|p| p.file_stem().map_or_else(|| "whisper".into(), |s| s.to_string_lossy().into_owned()));
+    let model_name = model_path
+        .as_ref()
+        .map(|p| p.file_stem().map_or_else(|| "whisper".into(), |s| s.to_string_lossy().into_owned()));
     // /proc/self/exe is this very binary even if the file on disk is replaced (an upgrade
     // during a night's run), so a restarted worker always matches its supervisor.
     let worker_exe = options.worker_exe.clone().unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
@@ -499,7 +500,8 @@ fn transcribe_and_score(
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let asr = match worker {
             Some(worker) => {
-                worker.set_budget(Some((duration_s * config.asr.time_budget_x_audio).max(config.asr.min_time_budget_s)));
+                worker
+                    .set_budget(Some((duration_s * config.asr.time_budget_x_audio).max(config.asr.min_time_budget_s)));
                 Some((worker, cpu_share.threads()))
             }
             None => None,

@@ -13,12 +13,18 @@ use crate::asr::{self, AsrError, AsrSettings, WindowDecoder};
 use crate::audio::decode::DecodeError;
 use crate::config::Config;
 use crate::record::{
-    AudioFacts, CallFailure, CallSource, ErrorType, EventKind, Scores, ScoredCall, Speaker, SpeechInterval,
-    StageTimes, TranscribedCall, VoicedCall,
+    AudioFacts, CallFailure, CallSource, ErrorType, EventKind, ScoredCall, Scores, Speaker, SpeechInterval, StageTimes,
+    TranscribedCall, VoicedCall,
 };
 use crate::{audio, metrics, rules, vad};
 
-fn failure(source: &CallSource, sha: Option<&str>, stage: crate::record::Stage, error_type: ErrorType, reason: String) -> CallFailure {
+fn failure(
+    source: &CallSource,
+    sha: Option<&str>,
+    stage: crate::record::Stage,
+    error_type: ErrorType,
+    reason: String,
+) -> CallFailure {
     CallFailure {
         call_id: source.call_id.clone(),
         path: source.path.clone(),
@@ -82,7 +88,12 @@ fn decode_error_type(e: &DecodeError) -> ErrorType {
 }
 
 /// Decode, resample to 16 kHz and find speech on every channel. `bytes` are dropped here.
-pub fn voice(source: &CallSource, bytes: Vec<u8>, content_sha256: String, config: &Config) -> Result<VoicedCall, CallFailure> {
+pub fn voice(
+    source: &CallSource,
+    bytes: Vec<u8>,
+    content_sha256: String,
+    config: &Config,
+) -> Result<VoicedCall, CallFailure> {
     use crate::record::Stage;
     let mut timings = StageTimes::default();
     let clock = Instant::now();
@@ -98,9 +109,8 @@ pub fn voice(source: &CallSource, bytes: Vec<u8>, content_sha256: String, config
     };
     let clock = Instant::now();
     let agent_channel = source.agent_channel.unwrap_or(config.channels.agent_channel);
-    let channels = audio::to_speaker_channels(&decoded, agent_channel).map_err(|e| {
-        failure(source, Some(&content_sha256), Stage::Resample, ErrorType::Corrupt, e.to_string())
-    })?;
+    let channels = audio::to_speaker_channels(&decoded, agent_channel)
+        .map_err(|e| failure(source, Some(&content_sha256), Stage::Resample, ErrorType::Corrupt, e.to_string()))?;
     drop(decoded);
     timings.resample = clock.elapsed().as_secs_f64();
     let clock = Instant::now();
@@ -148,7 +158,13 @@ pub fn transcribe(call: VoicedCall, asr: Option<Asr<'_>>) -> Result<TranscribedC
                 intervals,
             )
             .map_err(|e| {
-                failure(&source, Some(&content_sha256), crate::record::Stage::Transcribe, asr_error_type(&e), e.to_string())
+                failure(
+                    &source,
+                    Some(&content_sha256),
+                    crate::record::Stage::Transcribe,
+                    asr_error_type(&e),
+                    e.to_string(),
+                )
             })?;
             utterances.extend(transcript.utterances);
             dropped.add(transcript.dropped);

@@ -172,10 +172,7 @@ mod tests {
         // Commit r1_00001 finished (calls file present); r1_00002 was killed before its calls file.
         pq::write_file(&out.join("calls").join(partition).join("part-r1_00001.parquet"), &empty_calls()).unwrap();
         for (table, commit) in [("utterances", "r1_00001"), ("events", "r1_00001"), ("utterances", "r1_00002")] {
-            let batch = pq::without_column(
-                tables::utterances(&[]).unwrap(),
-                "call_date",
-            );
+            let batch = pq::without_column(tables::utterances(&[]).unwrap(), "call_date");
             pq::write_file(&out.join(table).join(partition).join(format!("part-{commit}.parquet")), &batch).unwrap();
         }
         fs::write(out.join("events").join(partition).join(".part-r1_00002.parquet.tmp"), b"half").unwrap();

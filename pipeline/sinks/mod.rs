@@ -19,9 +19,8 @@ pub(crate) fn test_pause() {
     #[cfg(feature = "test-hooks")]
     {
         static PAUSE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        let ms = *PAUSE.get_or_init(|| {
-            std::env::var("CALLQA_TEST_IO_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
-        });
+        let ms = *PAUSE
+            .get_or_init(|| std::env::var("CALLQA_TEST_IO_PAUSE_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0));
         if ms > 0 {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }

@@ -162,7 +162,11 @@ pub fn read_partitions(
     Ok(found)
 }
 
-pub(crate) fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str, path: &Path) -> Result<&'a T, SinkError> {
+pub(crate) fn column<'a, T: Array + 'static>(
+    batch: &'a RecordBatch,
+    name: &str,
+    path: &Path,
+) -> Result<&'a T, SinkError> {
     batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<T>()).ok_or_else(|| SinkError::Read {
         path: path.to_path_buf(),
         reason: format!("no {name} column of the expected type"),
