@@ -38,7 +38,8 @@ impl MemoryBudget {
         Reservation { budget: self.clone(), bytes }
     }
 
-    pub fn used(&self) -> usize {
+    #[cfg(test)]
+    fn used(&self) -> usize {
         *self.0.used.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

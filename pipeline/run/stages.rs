@@ -4,7 +4,6 @@
 //! [`super`] runs the first two on the CPU pool and the last two beside the ASR workers.
 
 use std::io::Read;
-use std::path::Path;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -223,16 +222,4 @@ pub fn process_call(
 ) -> Result<ScoredCall, CallFailure> {
     let voiced = voice(source, bytes, content_sha256, config)?;
     Ok(score(transcribe(voiced, asr)?, config))
-}
-
-/// A source for a file outside any batch (tests and tools).
-pub fn source_for(path: &Path) -> CallSource {
-    CallSource {
-        call_id: path.file_stem().map_or_else(|| "call".into(), |s| s.to_string_lossy().into_owned()),
-        path: path.to_path_buf(),
-        agent_id: None,
-        started_at: None,
-        call_date: chrono::Utc::now().date_naive(),
-        agent_channel: None,
-    }
 }
