@@ -72,7 +72,11 @@ pub struct Recovered {
 /// or not current, each file rewrite atomic.
 pub fn recover(out_dir: &Path) -> Result<Recovered, SinkError> {
     let mut recovered = Recovered::default();
-    for entry in walkdir::WalkDir::new(out_dir).min_depth(1).into_iter().filter_map(Result::ok) {
+    // Only the tables `callqa run` writes: `callqa sample` and `report` may be writing others.
+    let run_tables = ["calls", "utterances", "events", "failures", "runs"];
+    let entries =
+        run_tables.iter().flat_map(|t| walkdir::WalkDir::new(out_dir.join(t)).into_iter().filter_map(Result::ok));
+    for entry in entries {
         let name = entry.file_name().to_string_lossy();
         if entry.file_type().is_file() && name.starts_with('.') && name.ends_with(".tmp") {
             super::test_pause();
