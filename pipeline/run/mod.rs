@@ -153,7 +153,6 @@ struct Prepared {
 
 fn check_output_dir(out: &std::path::Path) -> Result<(), RunError> {
     let fail = |reason: String| RunError::OutputDir { path: out.to_path_buf(), reason };
-    std::fs::create_dir_all(out).map_err(|e| fail(e.to_string()))?;
     let probe = out.join(format!(".callqa-write-probe-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(|e| fail(format!("not writable: {e}")))?;
     std::fs::remove_file(&probe).map_err(|e| fail(e.to_string()))
@@ -174,7 +173,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let run_id = new_run_id(started);
     let out = &options.out_dir;
     let config = &options.config;
-    check_output_dir(out)?;
+    std::fs::create_dir_all(out).map_err(|e| RunError::OutputDir { path: out.clone(), reason: e.to_string() })?;
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let holder = lock::Holder {
         pid: std::process::id(),
@@ -183,6 +182,8 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
         started_at: started.to_rfc3339(),
     };
     let _lock = lock::OutputLock::acquire(out, &holder)?;
+    // Under the lock, so recovery never meets another run's probe.
+    check_output_dir(out)?;
     let recovered = commit::recover(out)?;
     if recovered != commit::Recovered::default() {
         info!(?recovered, "recovered the output after an interrupted run");

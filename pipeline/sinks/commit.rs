@@ -72,13 +72,17 @@ pub struct Recovered {
 /// or not current, each file rewrite atomic.
 pub fn recover(out_dir: &Path) -> Result<Recovered, SinkError> {
     let mut recovered = Recovered::default();
-    // Only the tables `callqa run` writes: `callqa sample` and `report` may be writing others.
+    // Only the tables `callqa run` writes (`callqa sample` and `report` may be writing
+    // others), and the write probes a killed run left at the top.
     let run_tables = ["calls", "utterances", "events", "failures", "runs"];
-    let entries =
-        run_tables.iter().flat_map(|t| walkdir::WalkDir::new(out_dir.join(t)).into_iter().filter_map(Result::ok));
+    let entries = run_tables
+        .iter()
+        .flat_map(|t| walkdir::WalkDir::new(out_dir.join(t)).into_iter().filter_map(Result::ok))
+        .chain(walkdir::WalkDir::new(out_dir).min_depth(1).max_depth(1).into_iter().filter_map(Result::ok));
     for entry in entries {
         let name = entry.file_name().to_string_lossy();
-        if entry.file_type().is_file() && name.starts_with('.') && name.ends_with(".tmp") {
+        let temporary = (name.starts_with('.') && name.ends_with(".tmp")) || name.starts_with(".callqa-write-probe");
+        if entry.file_type().is_file() && temporary {
             super::test_pause();
             fs::remove_file(entry.path()).map_err(|e| write_error(entry.path(), e))?;
             recovered.temporaries += 1;
