@@ -1,7 +1,8 @@
 //! The batch in which whisper.cpp's DTW median filter asserted (`filter_width < a->ne[2]`)
 //! on the 19th call (found by scripts/sweep-dtw.py, seed 2; README, Durable runs). The assert
-//! depends on what the worker decoded before (temperature fallback's random numbers), so the
-//! whole batch runs in one worker, as a nightly job would. Before durable runs it killed the
+//! depends on what the worker decoded before (temperature fallback's random numbers) and on
+//! the thread count, so the whole batch runs in one worker, in the order it was found in, on
+//! two threads whatever the machine's load. Before durable runs it killed the
 //! process and every result with it; now the window is decoded again without DTW and every
 //! call lands. Its own test binary, so nothing else slows it down.
 
@@ -24,6 +25,13 @@ fn the_batch_that_aborted_in_dtw_completes_with_the_window_decoded_again() {
         let (wav, _) = callqa::assemble::assemble(&call, &corpus("")).unwrap();
         std::fs::write(input.join(spec.with_extension("wav").file_name().unwrap()), wav).unwrap();
     }
+    // The order the batch ran in when the assert was found (c003 before c002), as a manifest:
+    // calls reach the worker in input order, and the assert depends on what came before.
+    let order =
+        ["c000", "c001", "c003", "c002"].into_iter().map(String::from).chain((4..19).map(|i| format!("c{i:03}")));
+    let manifest = dir.path().join("manifest.csv");
+    let rows: String = order.map(|id| format!("calls/{id}.wav,{id}\n")).collect();
+    std::fs::write(&manifest, format!("path,call_id\n{rows}")).unwrap();
     let out = dir.path().join("out");
     let stats = dir.path().join("stats.json");
     let config = dir.path().join("threads.toml");
@@ -31,7 +39,7 @@ fn the_batch_that_aborted_in_dtw_completes_with_the_window_decoded_again() {
     std::fs::write(&config, "[asr]\nthreads = 2\nadapt_threads = false\n").unwrap();
     let output = callqa_bin()
         .args(["run", "--input"])
-        .arg(&input)
+        .arg(&manifest)
         .arg("--out")
         .arg(&out)
         .arg("--config")

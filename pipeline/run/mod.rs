@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod lock;
 pub mod stages;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -299,17 +300,33 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     std::thread::scope(|scope| {
         let (sources, budget, queue_slots, stop, pool, ledger) =
             (&sources, &budget, &queue_slots, &stop, &pool, &ledger);
-        let feeder_voiced = voiced_tx.clone();
+        // The CPU pool finishes calls in any order; they reach the ASR jobs in input order,
+        // so a batch is transcribed the same way every time (a whisper state's output depends
+        // on what it decoded before: temperature fallback draws from its random numbers).
+        let (prepared_tx, prepared_rx) = crossbeam_channel::unbounded::<(usize, Option<Prepared>)>();
+        scope.spawn(move || {
+            let mut parked = BTreeMap::new();
+            let mut next = 0;
+            for (index, prepared) in prepared_rx {
+                parked.insert(index, prepared);
+                while let Some(prepared) = parked.remove(&next) {
+                    next += 1;
+                    if let Some(prepared) = prepared {
+                        let _ = voiced_tx.send(prepared);
+                    }
+                }
+            }
+        });
         let feeder_done = done_tx.clone();
         scope.spawn(move || {
             pool.in_place_scope(|tasks| {
-                for source in sources {
+                for (index, source) in sources.iter().enumerate() {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
                     let slot = queue_slots.acquire(1);
                     let mut memory = budget.acquire(memory_estimate(source));
-                    let (voiced_tx, done_tx) = (feeder_voiced.clone(), feeder_done.clone());
+                    let (prepared_tx, done_tx) = (prepared_tx.clone(), feeder_done.clone());
                     tasks.spawn(move |_| {
                         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             prepare(source, ledger, config, max_bytes)
@@ -317,20 +334,21 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
                         .unwrap_or_else(|payload| {
                             Err(Outcome::Failed(panic_failure(source, Stage::Internal, payload)))
                         });
-                        match outcome {
+                        let prepared = match outcome {
                             Ok(call) => {
                                 memory.shrink_to(call.audio_bytes());
-                                let _ = voiced_tx.send(Prepared { call, _memory: memory, _slot: slot });
+                                Some(Prepared { call, _memory: memory, _slot: slot })
                             }
                             Err(outcome) => {
                                 let _ = done_tx.send(outcome);
+                                None
                             }
-                        }
+                        };
+                        let _ = prepared_tx.send((index, prepared));
                     });
                 }
             });
         });
-        drop(voiced_tx);
         for worker in workers.iter_mut() {
             let (voiced_rx, done_tx, cpu_share) = (voiced_rx.clone(), done_tx.clone(), &cpu_share);
             let model_name = model_name.as_deref();
@@ -503,7 +521,9 @@ fn transcribe_and_score(
             Some(worker) => {
                 worker
                     .set_budget(Some((duration_s * config.asr.time_budget_x_audio).max(config.asr.min_time_budget_s)));
-                Some((worker, cpu_share.threads()))
+                let threads = cpu_share.threads();
+                debug!(call_id = %source.call_id, threads, "transcribing");
+                Some((worker, threads))
             }
             None => None,
         };
