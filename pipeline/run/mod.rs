@@ -382,7 +382,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
                 let clock = Instant::now();
                 commit_seq += 1;
                 let ctx = RowContext { run_id: &run_id, processed_at: Utc::now() };
-                commit::commit(out, &commit::commit_id(&run_id, commit_seq), pending, &ctx)?;
+                commit::commit(out, &commit::commit_id(&run_id, commit_seq), pending.as_mut_slice(), &ctx)?;
                 for call in pending.drain(..) {
                     *failures_changed |= table.clear(&call.call.source.call_id);
                 }

@@ -36,17 +36,20 @@ pub fn commit_id(run_id: &str, seq: u32) -> String {
 }
 
 /// Write the rows of `calls` to every table; returns the files written. `ctx` carries the run
-/// id and the commit time (every call's `processed_at`).
-pub fn commit(out_dir: &Path, commit: &str, calls: &[ScoredCall], ctx: &RowContext) -> Result<Vec<PathBuf>, SinkError> {
-    let mut by_date: BTreeMap<_, Vec<&ScoredCall>> = BTreeMap::new();
-    for call in calls {
-        by_date.entry(call.call.source.call_date).or_default().push(call);
-    }
+/// id and the commit time (every call's `processed_at`). `calls` are sorted by date here, so
+/// each date's rows are built from a slice of them, without copies.
+pub fn commit(
+    out_dir: &Path,
+    commit: &str,
+    calls: &mut [ScoredCall],
+    ctx: &RowContext,
+) -> Result<Vec<PathBuf>, SinkError> {
+    calls.sort_by_key(|c| c.call.source.call_date);
     let mut written = Vec::new();
-    for (date, group) in by_date {
-        let group: Vec<ScoredCall> = group.into_iter().cloned().collect();
+    for group in calls.chunk_by(|a, b| a.call.source.call_date == b.call.source.call_date) {
+        let date = group[0].call.source.call_date;
         let day = pq::date_to_days(date);
-        for (table, batch) in tables::build_all(&group, ctx)? {
+        for (table, batch) in tables::build_all(group, ctx)? {
             let partition = out_dir.join(table).join(format!("call_date={}", date.format("%Y-%m-%d")));
             // Child files only when they hold rows, or the partition would not exist otherwise
             // (a query over a day without events finds an empty table, not a missing folder).
