@@ -185,7 +185,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let _lock = lock::OutputLock::acquire(out, &holder)?;
     // Under the lock, so recovery never meets another run's probe.
     check_output_dir(out)?;
-    let recovered = commit::recover(out)?;
+    let (recovered, versions) = commit::recover(out)?;
     if recovered != commit::Recovered::default() {
         info!(?recovered, "recovered the output after an interrupted run");
     }
@@ -214,13 +214,8 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
         // The table exists from the first run on, so a query over it never meets a missing folder.
         commit::write_failures(out, &failure_rows)?;
     }
-    let ledger = Ledger::new(
-        crate::sinks::parquet::call_versions(out)?,
-        failure_rows.clone(),
-        model_name.clone(),
-        options.reprocess,
-        config.run.max_attempts,
-    );
+    let ledger =
+        Ledger::new(versions, failure_rows.clone(), model_name.clone(), options.reprocess, config.run.max_attempts);
     let mut failure_table = FailureTable::new(failure_rows);
     let mut run_row = RunRow {
         run_id: run_id.clone(),
@@ -466,7 +461,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
         return Err(e);
     }
     // Only now that the new rows are in place: older versions of calls processed again go.
-    let cleaned = commit::recover(out)?;
+    let (cleaned, _) = commit::recover(out)?;
     if cleaned.superseded_calls > 0 {
         info!(calls = cleaned.superseded_calls, "replaced the rows of calls processed again");
     }

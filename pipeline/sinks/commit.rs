@@ -72,8 +72,9 @@ pub struct Recovered {
 
 /// Bring an output folder back to a committed state (see the module docs). Safe to run at any
 /// time under the lock, and to be killed at any point: it only removes what is not committed
-/// or not current, each file rewrite atomic.
-pub fn recover(out_dir: &Path) -> Result<Recovered, SinkError> {
+/// or not current, each file rewrite atomic. Returns what it did and the call versions left
+/// in `calls` (one per call), so a run need not read them again.
+pub fn recover(out_dir: &Path) -> Result<(Recovered, Vec<pq::CallVersion>), SinkError> {
     let mut recovered = Recovered::default();
     // Only the tables `callqa run` writes (`callqa sample` and `report` may be writing
     // others), and the write probes a killed run left at the top.
@@ -92,7 +93,9 @@ pub fn recover(out_dir: &Path) -> Result<Recovered, SinkError> {
         }
     }
     let tables: Vec<&str> = CHILD_TABLES.iter().copied().chain(["calls"]).collect();
-    recovered.superseded_calls = pq::drop_superseded(out_dir, &tables, &pq::call_versions(out_dir)?)?;
+    let versions = pq::call_versions(out_dir)?;
+    recovered.superseded_calls = pq::drop_superseded(out_dir, &tables, &versions)?;
+    let current = pq::latest_versions(&versions).into_values().cloned().collect();
     for table in CHILD_TABLES {
         for path in pq::table_files(out_dir, table) {
             let partition = path.parent().and_then(Path::file_name).expect("table files live in partitions");
@@ -104,7 +107,7 @@ pub fn recover(out_dir: &Path) -> Result<Recovered, SinkError> {
             }
         }
     }
-    Ok(recovered)
+    Ok((recovered, current))
 }
 
 fn write_error(path: &Path, e: std::io::Error) -> SinkError {
@@ -187,11 +190,11 @@ mod tests {
             pq::write_file(&out.join(table).join(partition).join(format!("part-{commit}.parquet")), &batch).unwrap();
         }
         fs::write(out.join("events").join(partition).join(".part-r1_00002.parquet.tmp"), b"half").unwrap();
-        let recovered = recover(out).unwrap();
+        let (recovered, _) = recover(out).unwrap();
         assert_eq!(recovered, Recovered { temporaries: 1, superseded_calls: 0, uncommitted_files: 1 });
         assert!(out.join("utterances").join(partition).join("part-r1_00001.parquet").exists());
         assert!(!out.join("utterances").join(partition).join("part-r1_00002.parquet").exists());
-        assert_eq!(recover(out).unwrap(), Recovered::default(), "a second recovery finds nothing to do");
+        assert_eq!(recover(out).unwrap().0, Recovered::default(), "a second recovery finds nothing to do");
     }
 
     fn empty_calls() -> arrow::record_batch::RecordBatch {

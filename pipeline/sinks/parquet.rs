@@ -215,13 +215,8 @@ fn run_of_file(path: &Path) -> &str {
     stem.split_once('_').map_or(stem, |(run, _)| run)
 }
 
-/// Keep one version of every call. A call processed again (`--reprocess`, or its audio
-/// changed) has versions from more than one run; the rows of all but its latest run
-/// (`processed_at`) are removed from `tables`, each file rewritten atomically or deleted when
-/// nothing is left. `versions` are the calls rows on disk, those just written included.
-/// `calls` is cleaned last, so a run stopped half way leaves the evidence for the next run to
-/// finish the job. Returns how many stale versions went.
-pub fn drop_superseded(out_dir: &Path, tables: &[&str], versions: &[CallVersion]) -> Result<usize, SinkError> {
+/// The version of every call that stays: its latest (`processed_at`, then run id).
+pub fn latest_versions(versions: &[CallVersion]) -> HashMap<&str, &CallVersion> {
     let mut latest: HashMap<&str, &CallVersion> = HashMap::new();
     for v in versions {
         let entry = latest.entry(&v.call_id).or_insert(v);
@@ -229,6 +224,17 @@ pub fn drop_superseded(out_dir: &Path, tables: &[&str], versions: &[CallVersion]
             *entry = v;
         }
     }
+    latest
+}
+
+/// Keep one version of every call. A call processed again (`--reprocess`, or its audio
+/// changed) has versions from more than one run; the rows of all but its latest run
+/// (`processed_at`) are removed from `tables`, each file rewritten atomically or deleted when
+/// nothing is left. `versions` are the calls rows on disk, those just written included.
+/// `calls` is cleaned last, so a run stopped half way leaves the evidence for the next run to
+/// finish the job. Returns how many stale versions went.
+pub fn drop_superseded(out_dir: &Path, tables: &[&str], versions: &[CallVersion]) -> Result<usize, SinkError> {
+    let latest = latest_versions(versions);
     let mut stale: HashMap<String, HashSet<String>> = HashMap::new();
     for v in versions {
         if latest[v.call_id.as_str()].run_id != v.run_id {
