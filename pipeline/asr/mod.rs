@@ -210,8 +210,13 @@ impl Transcriber {
         let hparams = read_hparams(path).map_err(load_error)?;
         let context = WhisperContext::new_with_params(path, context_params(&settings, &hparams, settings.uses_dtw()))
             .map_err(|e| load_error(e.to_string()))?;
-        let model_name = path.file_stem().map_or_else(|| "whisper".into(), |s| s.to_string_lossy().into_owned());
-        Ok(Transcriber { context, plain: Default::default(), path: path.to_path_buf(), settings, model_name })
+        Ok(Transcriber {
+            context,
+            plain: Default::default(),
+            path: path.to_path_buf(),
+            settings,
+            model_name: model_name(path),
+        })
     }
 
     pub fn settings(&self) -> &AsrSettings {
@@ -239,6 +244,11 @@ impl Transcriber {
             reason: format!("cannot create a whisper state: {e}"),
         })
     }
+}
+
+/// A model's name in the tables (`calls.model`, `runs.model`): its file stem.
+pub fn model_name(path: &Path) -> String {
+    path.file_stem().map_or_else(|| "whisper".into(), |s| s.to_string_lossy().into_owned())
 }
 
 fn read_hparams(path: &Path) -> Result<crate::model::ggml::HyperParams, String> {

@@ -35,7 +35,7 @@ use super::{AsrError, AsrSettings, DecodeParams, RawWindow, Transcriber, WindowD
 /// The worker's first answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Handshake {
-    Ready { model_name: String },
+    Ready,
     Failed(String),
 }
 
@@ -104,8 +104,7 @@ pub fn serve(model: &Path) -> Result<(), AsrError> {
         }
     };
     let mut worker = transcriber.worker(1)?;
-    write_json(&mut output, &Handshake::Ready { model_name: transcriber.model_name.clone() })
-        .map_err(protocol_error)?;
+    write_json(&mut output, &Handshake::Ready).map_err(protocol_error)?;
     while let Some(header) = read_frame(&mut input).map_err(protocol_error)? {
         let params: DecodeParams =
             serde_json::from_slice(&header).map_err(|e| AsrError::Worker(format!("request: {e}")))?;
@@ -201,7 +200,7 @@ impl Live {
             Err(_) => return Err(live.died("while loading the model")),
         };
         match answer {
-            Handshake::Ready { .. } => Ok(live),
+            Handshake::Ready => Ok(live),
             Handshake::Failed(reason) => Err(AsrError::Worker(reason)),
         }
     }

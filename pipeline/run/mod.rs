@@ -192,9 +192,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let discovered = ingest::discover(&options.input)?;
 
     let model_path = if options.no_asr { None } else { Some(model::registry::resolve(options.model.as_deref())?) };
-    let model_name = model_path
-        .as_ref()
-        .map(|p| p.file_stem().map_or_else(|| "whisper".into(), |s| s.to_string_lossy().into_owned()));
+    let model_name = model_path.as_deref().map(crate::asr::model_name);
     // /proc/self/exe is this very binary even if the file on disk is replaced (an upgrade
     // during a night's run), so a restarted worker always matches its supervisor.
     let worker_exe = options.worker_exe.clone().unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
@@ -326,9 +324,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
                         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                             prepare(source, ledger, config, max_bytes)
                         }))
-                        .unwrap_or_else(|payload| {
-                            Err(Outcome::Failed(panic_failure(source, Stage::Internal, payload)))
-                        });
+                        .unwrap_or_else(|payload| Err(Outcome::Failed(panic_failure(source, None, payload))));
                         let prepared = match outcome {
                             Ok(call) => {
                                 memory.shrink_to(call.audio_bytes());
@@ -470,12 +466,16 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     Ok(summary)
 }
 
-fn panic_failure(source: &CallSource, stage: Stage, payload: Box<dyn std::any::Any + Send>) -> CallFailure {
+fn panic_failure(
+    source: &CallSource,
+    content_sha256: Option<String>,
+    payload: Box<dyn std::any::Any + Send>,
+) -> CallFailure {
     CallFailure {
         call_id: source.call_id.clone(),
         path: source.path.clone(),
-        content_sha256: None,
-        stage,
+        content_sha256,
+        stage: Stage::Internal,
         error_type: ErrorType::Panic,
         reason: format!("panic: {}", panic_message(payload)),
     }
@@ -512,21 +512,11 @@ fn transcribe_and_score(
     let sha = prepared.call.content_sha256.clone();
     let duration_s = prepared.call.facts.duration_s;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let asr = match worker {
-            Some(worker) => {
-                worker
-                    .set_budget(Some((duration_s * config.asr.time_budget_x_audio).max(config.asr.min_time_budget_s)));
-                let threads = cpu_share.threads();
-                debug!(call_id = %source.call_id, threads, "transcribing");
-                Some((worker, threads))
-            }
-            None => None,
-        };
-        let asr = asr.map(|(worker, threads)| stages::Asr {
-            decoder: worker,
-            settings: &config.asr,
-            model_name: model_name.unwrap_or("whisper"),
-            threads,
+        let asr = worker.map(|worker| {
+            worker.set_budget(Some((duration_s * config.asr.time_budget_x_audio).max(config.asr.min_time_budget_s)));
+            let threads = cpu_share.threads();
+            debug!(call_id = %source.call_id, threads, "transcribing");
+            stages::Asr { decoder: worker, settings: &config.asr, model_name: model_name.unwrap_or("whisper"), threads }
         });
         let Prepared { call, .. } = prepared;
         stages::transcribe(call, asr).map(|call| stages::score(call, config))
@@ -534,10 +524,6 @@ fn transcribe_and_score(
     match result {
         Ok(Ok(scored)) => Outcome::Done(Box::new(scored)),
         Ok(Err(failure)) => Outcome::Failed(failure),
-        Err(payload) => {
-            let mut failure = panic_failure(&source, Stage::Internal, payload);
-            failure.content_sha256 = Some(sha);
-            Outcome::Failed(failure)
-        }
+        Err(payload) => Outcome::Failed(panic_failure(&source, Some(sha), payload)),
     }
 }
