@@ -76,6 +76,16 @@ def sampled(cmd, timeout=None, rss=True):
     return time.perf_counter() - start, peak / 1024, out, p.returncode
 
 
+def link_calls(folder, targets):
+    """A folder of symlinks, name -> recording, so one recording can stand for many calls."""
+    folder.mkdir(exist_ok=True)
+    for name, target in targets:
+        link = folder / name
+        if not link.exists():
+            link.symlink_to(target)
+    return folder
+
+
 def run(binary, model, folder, out, config, extra=(), timeout=None, rss=True):
     cmd = [str(binary), "run", "--input", str(folder), "--out", str(out), "--config", str(config), "--model", str(model),
            "--reprocess", *extra]
@@ -99,12 +109,7 @@ def main():
     plan = bench_e2e.build_calls(ns)
     audio_s = sum(c["duration_s"] for c in plan)
     calls = args.work / "calls"
-    everything = args.work / "all"
-    everything.mkdir(exist_ok=True)
-    for call in plan:
-        link = everything / Path(call["wav"]).name
-        if not link.exists():
-            link.symlink_to(call["wav"])
+    everything = link_calls(args.work / "all", [(Path(c["wav"]).name, c["wav"]) for c in plan])
     print(f"CPU: {cpu_line()}")
     print(f"{len(plan)} two-channel 8 kHz calls, {audio_s:.1f} s (the scripts/bench.sh set)\n")
 
@@ -143,12 +148,7 @@ def memory(args, engines, plan):
     acoustic = args.work / "acoustic.toml"
     acoustic.write_text("", encoding="utf-8")
     for n in (10, 100, 1000):
-        folder = args.work / f"batch-{n}"
-        folder.mkdir(exist_ok=True)
-        for k in range(n):
-            link = folder / f"c{k:04d}.wav"
-            if not link.exists():
-                link.symlink_to(plan[k % len(plan)]["wav"])
+        folder = link_calls(args.work / f"batch-{n}", [(f"c{k:04d}.wav", plan[k % len(plan)]["wav"]) for k in range(n)])
         for label, binary in engines:
             wall, peak, _, code = run(binary, args.model, folder, args.work / f"rss-{n}-{label[:3]}", acoustic, ["--no-asr"])
             print(f"| {label} | --no-asr | {n} | {wall:.1f} | {peak:.0f} |")
@@ -184,12 +184,7 @@ def contention(args, engines, plan):
     print("\nWith a competing CPU load (one busy process per core), greedy, default threads:\n")
     print("| binary | wall s | call-s per wall-s |")
     print("|---|---|---|")
-    two = args.work / "contended"
-    two.mkdir(exist_ok=True)
-    for call in plan[:2]:
-        link = two / Path(call["wav"]).name
-        if not link.exists():
-            link.symlink_to(call["wav"])
+    two = link_calls(args.work / "contended", [(Path(c["wav"]).name, c["wav"]) for c in plan[:2]])
     two_s = sum(c["duration_s"] for c in plan[:2])
     config = args.work / "contended.toml"
     config.write_text("[asr]\nbeam_size = 1\n", encoding="utf-8")
