@@ -12,6 +12,7 @@ use crate::metrics::interruption::InterruptionSettings;
 use crate::metrics::rate::RateSettings;
 use crate::metrics::silence::SilenceSettings;
 use crate::metrics::MetricSettings;
+use crate::privacy::PrivacySettings;
 use crate::rules::scorecard::ScorecardSettings;
 use crate::rules::{MatchSettings, PhraseRule};
 use crate::vad::VadSettings;
@@ -29,6 +30,7 @@ pub struct Config {
     pub rate: RateSettings,
     pub matching: MatchSettings,
     pub scorecard: ScorecardSettings,
+    pub privacy: PrivacySettings,
     /// Phrase rules (`[[phrases]]`); the default is the built-in lexicon. A config that lists
     /// any `[[phrases]]` replaces the whole list.
     pub phrases: Vec<PhraseRule>,
@@ -47,6 +49,7 @@ impl Default for Config {
             rate: RateSettings::default(),
             matching: MatchSettings::default(),
             scorecard: ScorecardSettings::default(),
+            privacy: PrivacySettings::default(),
             phrases: crate::rules::lexicon::default_rules(),
         }
     }
@@ -158,6 +161,8 @@ impl Config {
             ("scorecard.max_agent_interruptions", self.scorecard.max_agent_interruptions as f64, 0.0..=10_000.0),
             ("scorecard.agent_interruption_points", self.scorecard.agent_interruption_points, 0.0..=100.0),
             ("scorecard.fast_speech_points", self.scorecard.fast_speech_points, 0.0..=100.0),
+            ("privacy.utterance_gap_s", self.privacy.utterance_gap_s, 0.0..=3600.0),
+            ("privacy.audio_pad_s", self.privacy.audio_pad_s, 0.0..=10.0),
         ];
         let mut ids = std::collections::HashSet::new();
         let rule_keys: Vec<(String, f64, std::ops::RangeInclusive<f64>)> = self

@@ -7,7 +7,8 @@
 //! - [`asr`]: speech of a channel -> utterances (whisper.cpp through whisper-rs).
 //! - [`metrics`]: speech intervals and utterances -> talk time, silence, interruptions, rate, events.
 //! - [`rules`]: utterances + metrics -> phrase-rule events and the QA score.
-//! - [`sinks`]: records -> Parquet tables.
+//! - [`privacy`]: scored call -> the same call with personal data in its words redacted.
+//! - [`sinks`]: records -> Parquet tables (and muted copies of recordings).
 //! - [`sampling`]: a month of scored calls -> calls for human review, and weighted estimates.
 //!
 //! [`review`] draws the monthly human-review sample and writes the agent report.
@@ -23,6 +24,7 @@ pub mod config;
 pub mod ingest;
 pub mod metrics;
 pub mod model;
+pub mod privacy;
 pub mod record;
 pub mod review;
 pub mod rules;

@@ -56,6 +56,14 @@ enum Command {
         /// Runs that may try a failing call before it is left alone (overrides run.max_attempts).
         #[arg(long)]
         max_attempts: Option<u32>,
+        /// Store transcripts verbatim, phone, ID and card numbers included (privacy.redact =
+        /// false). Only for tables nobody but the data owner can read.
+        #[arg(long)]
+        keep_pii: bool,
+        /// Also write each processed recording to DIR/call_date=YYYY-MM-DD/<call_id>.wav with
+        /// the redacted time ranges muted, for reviewers to listen to.
+        #[arg(long, value_name = "DIR", conflicts_with = "keep_pii")]
+        redacted_audio: Option<PathBuf>,
     },
     /// Internal: the transcription worker process `callqa run` starts and talks to over pipes.
     #[command(hide = true)]
@@ -92,6 +100,9 @@ enum Command {
         risk_inclusion: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// TOML configuration (its [privacy] output_access applies to the files written).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Write a month's agent_month table and HTML report (OUT/reports/qa-YYYY-MM.html).
     Report {
@@ -102,6 +113,9 @@ enum Command {
         /// Seed used if the month has no sample yet.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// TOML configuration (its [privacy] output_access applies to the files written).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Print every table's columns, types and descriptions.
     Schema,
@@ -194,15 +208,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commit_every,
             commit_interval_s,
             max_attempts,
+            keep_pii,
+            redacted_audio,
         } => {
             let mut config = load_config(config.as_deref())?;
             config.run.commit_every = commit_every.unwrap_or(config.run.commit_every);
             config.run.commit_interval_s = commit_interval_s.unwrap_or(config.run.commit_interval_s);
             config.run.max_attempts = max_attempts.unwrap_or(config.run.max_attempts);
+            config.privacy.redact &= !keep_pii;
+            anyhow::ensure!(
+                config.privacy.redact || redacted_audio.is_none(),
+                "--redacted-audio needs redaction: privacy.redact is off in the config"
+            );
             // Command-line values meet the same ranges as the file's.
             let config = Config::parse(&config.to_toml()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let options =
-                RunOptions { input, out_dir: out.clone(), config, model, jobs, no_asr, reprocess, worker_exe: None };
+            let options = RunOptions {
+                input,
+                out_dir: out.clone(),
+                config,
+                model,
+                jobs,
+                no_asr,
+                reprocess,
+                worker_exe: None,
+                redacted_audio,
+            };
             let bar = progress_bar();
             let summary = callqa::run::run(&options, &|done, total| {
                 bar.set_length(total as u64);
@@ -234,7 +264,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             std::fs::write(&truth_path, serde_json::to_string_pretty(&truth)?)?;
             println!("wrote {} ({:.1} s) and {}", out.display(), truth.duration_s, truth_path.display());
         }
-        Command::Sample { out, month, rate, min_per_agent, risk_inclusion, seed } => {
+        Command::Sample { out, month, rate, min_per_agent, risk_inclusion, seed, config } => {
+            load_config(config.as_deref())?.privacy.output_access.apply();
             anyhow::ensure!(
                 (0.0..=1.0).contains(&rate) && (0.0..=1.0).contains(&risk_inclusion),
                 "--rate and --risk-inclusion are shares between 0 and 1"
@@ -250,7 +281,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.join("samples").display()
             );
         }
-        Command::Report { out, month, seed } => {
+        Command::Report { out, month, seed, config } => {
+            load_config(config.as_deref())?.privacy.output_access.apply();
             let files = callqa::review::report(&out, &month, &SampleSettings { seed, ..Default::default() })?;
             println!(
                 "{} agents; agent_month: {}; report: {}",

@@ -157,6 +157,38 @@ pub struct ScoredCall {
     pub scores: Option<Scores>,
 }
 
+impl ScoredCall {
+    /// A call that holds nothing but these utterances (for tests and tools that only need
+    /// the words, such as redaction).
+    pub fn of_utterances(call_id: &str, utterances: Vec<Utterance>) -> ScoredCall {
+        let source = CallSource {
+            call_id: call_id.into(),
+            path: PathBuf::from(format!("{call_id}.wav")),
+            agent_id: None,
+            started_at: None,
+            call_date: NaiveDate::from_ymd_opt(2026, 1, 1).expect("valid date"),
+            agent_channel: None,
+        };
+        let duration_s = utterances.iter().map(|u| u.end_s).fold(0.0, f64::max);
+        ScoredCall {
+            call: TranscribedCall {
+                source,
+                content_sha256: String::new(),
+                facts: AudioFacts { duration_s, sample_rate_hz: 16_000, channels: 2, codec: "pcm_s16" },
+                speech: vec![],
+                model: None,
+                language: None,
+                utterances,
+                dropped: Default::default(),
+                timings: Default::default(),
+            },
+            metrics: Default::default(),
+            events: vec![],
+            scores: None,
+        }
+    }
+}
+
 /// A span of detected speech on one channel.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpeechInterval {
@@ -207,6 +239,8 @@ pub enum EventKind {
     ForbiddenPhrase,
     RequiredPhraseMissing,
     MetricThreshold,
+    /// Personal data was redacted here (see [`crate::privacy`]).
+    Pii,
 }
 
 impl EventKind {
@@ -218,6 +252,7 @@ impl EventKind {
             EventKind::ForbiddenPhrase => "forbidden_phrase",
             EventKind::RequiredPhraseMissing => "required_phrase_missing",
             EventKind::MetricThreshold => "metric_threshold",
+            EventKind::Pii => "pii",
         }
     }
 }
@@ -290,6 +325,8 @@ pub enum Stage {
     Vad,
     Transcribe,
     Score,
+    /// Redaction, and the muted copy of the recording.
+    Redact,
     Internal,
 }
 
@@ -303,6 +340,7 @@ impl Stage {
             Stage::Vad => "vad",
             Stage::Transcribe => "transcribe",
             Stage::Score => "score",
+            Stage::Redact => "redact",
             Stage::Internal => "internal",
         }
     }

@@ -106,6 +106,53 @@ fn check_format(f: &Format) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// Where a WAV file's samples are and how they are stored: enough to edit them in place
+/// (muting a stretch keeps every other byte of the recording as it was).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleLayout {
+    /// Byte range of the `data` chunk's whole frames.
+    pub data: std::ops::Range<usize>,
+    pub sample_rate_hz: u32,
+    pub channels: usize,
+    /// Bytes of one sample of one channel.
+    pub sample_bytes: usize,
+    /// The byte pattern of one silent sample in this encoding.
+    pub silence: Vec<u8>,
+}
+
+impl SampleLayout {
+    pub fn frame_bytes(&self) -> usize {
+        self.sample_bytes * self.channels
+    }
+}
+
+/// The layout of a file [`decode_wav`] accepts (same checks, no decoding).
+pub fn sample_layout(bytes: &[u8]) -> Result<SampleLayout, DecodeError> {
+    let (format, data, clipped) = riff_chunks(bytes)?;
+    check_format(&format)?;
+    if clipped {
+        return Err(DecodeError::Corrupt("data chunk declares more bytes than the file holds".into()));
+    }
+    let sample_bytes = (format.bits as usize).div_ceil(8);
+    let silence = match (format.tag, format.bits) {
+        (FORMAT_MULAW, 8) => vec![0xFF],
+        (FORMAT_ALAW, 8) => vec![0xD5],
+        (FORMAT_PCM, 8) => vec![0x80],
+        (FORMAT_PCM, 16 | 24 | 32) | (FORMAT_FLOAT, 32) => vec![0; sample_bytes],
+        (tag, bits) => return Err(DecodeError::Unsupported(format!("format tag {tag} with {bits} bits per sample"))),
+    };
+    let start = data.as_ptr() as usize - bytes.as_ptr() as usize;
+    let frame = sample_bytes * format.channels as usize;
+    let whole = data.len() / frame * frame;
+    Ok(SampleLayout {
+        data: start..start + whole,
+        sample_rate_hz: format.sample_rate,
+        channels: format.channels as usize,
+        sample_bytes,
+        silence,
+    })
+}
+
 /// Decode a whole WAV file held in memory.
 pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, DecodeError> {
     let (format, data, clipped) = riff_chunks(bytes)?;

@@ -73,6 +73,8 @@ pub struct RunOptions {
     pub reprocess: bool,
     /// The callqa binary to start as ASR worker (`callqa worker`); `None` = this very executable.
     pub worker_exe: Option<PathBuf>,
+    /// Write a copy of each processed recording here with its redacted time ranges muted.
+    pub redacted_audio: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -174,6 +176,10 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let run_id = new_run_id(started);
     let out = &options.out_dir;
     let config = &options.config;
+    config.privacy.output_access.apply();
+    if !config.privacy.redact {
+        warn!("privacy.redact is off: transcripts are stored verbatim, phone, ID and card numbers included");
+    }
     std::fs::create_dir_all(out).map_err(|e| RunError::OutputDir { path: out.clone(), reason: e.to_string() })?;
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let holder = lock::Holder {
@@ -348,7 +354,14 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let outcome = transcribe_and_score(prepared, worker.as_mut(), model_name, config, cpu_share);
+                    let outcome = transcribe_and_score(
+                        prepared,
+                        worker.as_mut(),
+                        model_name,
+                        config,
+                        options.redacted_audio.as_deref(),
+                        cpu_share,
+                    );
                     if done_tx.send(outcome).is_err() {
                         break;
                     }
@@ -506,6 +519,7 @@ fn transcribe_and_score(
     worker: Option<&mut WorkerProcess>,
     model_name: Option<&str>,
     config: &Config,
+    muted_audio_dir: Option<&std::path::Path>,
     cpu_share: &cpu::CpuShare,
 ) -> Outcome {
     let source = prepared.call.source.clone();
@@ -519,7 +533,8 @@ fn transcribe_and_score(
             stages::Asr { decoder: worker, settings: &config.asr, model_name: model_name.unwrap_or("whisper"), threads }
         });
         let Prepared { call, .. } = prepared;
-        stages::transcribe(call, asr).map(|call| stages::score(call, config))
+        stages::transcribe(call, asr)
+            .and_then(|call| stages::redact(stages::score(call, config), &config.privacy, muted_audio_dir))
     }));
     match result {
         Ok(Ok(scored)) => Outcome::Done(Box::new(scored)),

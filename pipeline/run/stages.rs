@@ -1,7 +1,8 @@
 //! One call through the stages, as plain functions over the records of [`crate::record`]:
 //! [`read`] (bytes and their hash) -> [`voice`] (decode, resample, speech activity) ->
-//! [`transcribe`] -> [`score`] (metrics, phrase rules, scorecard). The scheduler in
-//! [`super`] runs the first two on the CPU pool and the last two beside the ASR workers.
+//! [`transcribe`] -> [`score`] (metrics, phrase rules, scorecard) -> [`redact`] (personal
+//! data out of the words; the muted copy of the recording). The scheduler in [`super`] runs
+//! the first two on the CPU pool and the rest beside the ASR workers.
 
 use std::io::Read;
 use std::time::Instant;
@@ -212,6 +213,31 @@ pub fn score(mut call: TranscribedCall, config: &Config) -> ScoredCall {
     ScoredCall { call, metrics, events, scores }
 }
 
+/// Personal data out of the words, after the phrase rules have read them (unless
+/// `privacy.redact` is off), and the muted copy of the recording into `muted_audio_dir`.
+pub fn redact(
+    mut call: ScoredCall,
+    settings: &crate::privacy::PrivacySettings,
+    muted_audio_dir: Option<&std::path::Path>,
+) -> Result<ScoredCall, CallFailure> {
+    if settings.redact {
+        crate::privacy::redact_call(&mut call, settings);
+    }
+    if let Some(dir) = muted_audio_dir {
+        crate::sinks::audio::write_muted_copy(dir, &call, settings.audio_pad_s).map_err(|e| {
+            let source = &call.call.source;
+            failure(
+                source,
+                Some(&call.call.content_sha256),
+                crate::record::Stage::Redact,
+                ErrorType::IoError,
+                e.to_string(),
+            )
+        })?;
+    }
+    Ok(call)
+}
+
 /// Every stage on bytes already read, in this thread (tests, benchmarks, tools).
 pub fn process_call(
     source: &CallSource,
@@ -221,5 +247,5 @@ pub fn process_call(
     asr: Option<Asr<'_>>,
 ) -> Result<ScoredCall, CallFailure> {
     let voiced = voice(source, bytes, content_sha256, config)?;
-    Ok(score(transcribe(voiced, asr)?, config))
+    redact(score(transcribe(voiced, asr)?, config), &config.privacy, None)
 }

@@ -1,4 +1,4 @@
-//! Sinks: records -> Parquet tables on disk.
+//! Sinks: records -> Parquet tables on disk, and muted copies of recordings ([`audio`]).
 //!
 //! [`schema`] defines each table and documents every column; [`tables`] turns records into
 //! Arrow batches; [`parquet`] writes one file per table and `call_date` partition (Hive
@@ -6,6 +6,7 @@
 //! a file; [`commit`] orders those writes so a set of calls lands in every table or in none,
 //! and recovers an output folder after a kill.
 
+pub mod audio;
 pub mod commit;
 pub mod parquet;
 pub mod schema;

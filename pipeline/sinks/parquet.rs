@@ -44,18 +44,15 @@ fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Write one file atomically.
-pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
+/// Write one file atomically: into a temporary name in the same folder, synced, renamed
+/// over `path`, folder synced. A reader sees the old file or the new one, never half.
+pub fn write_atomic(path: &Path, write: impl FnOnce(fs::File) -> Result<fs::File, String>) -> Result<(), SinkError> {
     let fail = |reason: String| SinkError::Write { path: path.to_path_buf(), reason };
-    let dir = path.parent().expect("table files live in a folder");
+    let dir = path.parent().expect("output files live in a folder");
     fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
     let tmp = dir.join(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
     let result = (|| -> Result<(), String> {
-        let file = fs::File::create(&tmp).map_err(|e| e.to_string())?;
-        let mut writer =
-            ArrowWriter::try_new(file, batch.schema(), Some(writer_properties())).map_err(|e| e.to_string())?;
-        writer.write(batch).map_err(|e| e.to_string())?;
-        let file = writer.into_inner().map_err(|e| e.to_string())?;
+        let file = write(fs::File::create(&tmp).map_err(|e| e.to_string())?)?;
         file.sync_all().map_err(|e| e.to_string())?;
         super::test_pause();
         fs::rename(&tmp, path).map_err(|e| e.to_string())?;
@@ -66,6 +63,16 @@ pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(fail)
+}
+
+/// Write one Parquet file atomically.
+pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
+    write_atomic(path, |file| {
+        let mut writer =
+            ArrowWriter::try_new(file, batch.schema(), Some(writer_properties())).map_err(|e| e.to_string())?;
+        writer.write(batch).map_err(|e| e.to_string())?;
+        writer.into_inner().map_err(|e| e.to_string())
+    })
 }
 
 /// Split a batch by its `call_date` column and write one file per date, plus an empty file
