@@ -217,6 +217,7 @@ mod tests {
     fn the_example_config_parses_and_equals_the_defaults() {
         let example = include_str!("../fixtures/callqa.example.toml");
         assert_eq!(Config::parse(example).unwrap(), Config::default());
+        assert_eq!(example, Config::default().to_toml(), "regenerate it with `callqa config`");
         assert_eq!(Config::parse(&Config::default().to_toml()).unwrap(), Config::default());
     }
 

@@ -171,8 +171,7 @@ fn sample_report_browser_and_notebook_on_a_real_run() {
     );
 
     // The notebook a QA manager runs, executed end to end on this output.
-    let python =
-        std::env::var("CALLQA_PYTHON").unwrap_or_else(|_| repo().join(".venv/bin/python").display().to_string());
+    let python = python();
     let executed = shots.path().join("executed.ipynb");
     let nb = Command::new(&python)
         .args(["-m", "jupyter", "nbconvert", "--to", "notebook", "--execute", "--output"])

@@ -280,8 +280,7 @@ fn mandarin_call_from_real_recordings_is_transcribed_per_speaker() {
 #[test]
 fn a_real_client_reads_the_tables_without_casts() {
     let b = batch();
-    let python =
-        std::env::var("CALLQA_PYTHON").unwrap_or_else(|_| repo().join(".venv/bin/python").display().to_string());
+    let python = python();
     let output = std::process::Command::new(&python)
         .arg(repo().join("tests/interop/read_tables.py"))
         .arg(&b.out)

@@ -517,6 +517,16 @@ fn collect_utterances(raw: &RawWindow, speaker: Speaker, window: &windows::Windo
                 let start = g.tokens[0].start_s.clamp(piece.speech_start_s, piece.speech_end_s);
                 (start, g.tokens[g.tokens.len() - 1].end_s.clamp(start, piece.speech_end_s))
             };
+            // A token's end in window time can fall past its piece (the window joins pieces
+            // without their gaps): it would map into the next piece, seconds later.
+            let tokens = g
+                .tokens
+                .iter()
+                .map(|t| {
+                    let start = t.start_s.clamp(start_s, end_s);
+                    TimedToken { text: t.text.clone(), start_s: start, end_s: t.end_s.clamp(start, end_s) }
+                })
+                .collect();
             Some(Utterance {
                 speaker,
                 start_s,
@@ -524,7 +534,7 @@ fn collect_utterances(raw: &RawWindow, speaker: Speaker, window: &windows::Windo
                 text,
                 avg_logprob: g.logprobs.iter().sum::<f32>() / g.logprobs.len() as f32,
                 no_speech_prob: g.no_speech_prob,
-                tokens: g.tokens.clone(),
+                tokens,
             })
         })
         .collect()

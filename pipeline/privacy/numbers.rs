@@ -71,6 +71,8 @@ enum Lexeme {
     Tens(u8),
     /// "hundred" / "thousand" right after a digit ("eight hundred" numbers).
     Zeros(usize),
+    /// "for": Whisper's spelling of "four" inside a number; a digit only right before one.
+    WeakFour,
     /// The check character of a resident ID number.
     X,
     Separator,
@@ -101,6 +103,8 @@ fn lexemes(chars: &[char]) -> Vec<(Lexeme, Range<usize>)> {
                 Lexeme::Repeat(if word == "double" { 2 } else { 3 })
             } else if word == "hundred" || word == "thousand" {
                 Lexeme::Zeros(if word == "hundred" { 2 } else { 3 })
+            } else if word == "for" {
+                Lexeme::WeakFour
             } else if word == "x" {
                 Lexeme::X
             } else if is_filler_word(&word) {
@@ -185,6 +189,14 @@ pub fn runs(chars: &[char]) -> Vec<Run> {
             }
             Lexeme::Zeros(n) if !groups.is_empty() => push(&mut groups, &mut separated, "0".repeat(n), range),
             Lexeme::Repeat(n) => repeat = (n, Some(range.start)),
+            Lexeme::WeakFour
+                if lex[k + 1..]
+                    .iter()
+                    .find(|(l, _)| *l != Lexeme::Separator)
+                    .is_some_and(|(l, _)| matches!(l, Lexeme::Digits(_) | Lexeme::Tens(_) | Lexeme::Repeat(_))) =>
+            {
+                push(&mut groups, &mut separated, "4".into(), range)
+            }
             Lexeme::X if groups.iter().map(|g| g.digits.len()).sum::<usize>() == 17 => {
                 separated = false;
                 push(&mut groups, &mut separated, "X".into(), range);
@@ -192,7 +204,7 @@ pub fn runs(chars: &[char]) -> Vec<Run> {
                 separated = true;
             }
             Lexeme::Separator => separated = true,
-            Lexeme::Zeros(_) | Lexeme::X | Lexeme::Break => {
+            Lexeme::Zeros(_) | Lexeme::X | Lexeme::WeakFour | Lexeme::Break => {
                 close(&mut groups, &mut runs);
                 separated = true;
                 repeat = (1, None);
@@ -242,23 +254,24 @@ fn plausible_birth_date(s: &str) -> bool {
     (1900..=2099).contains(&year) && (1..=12).contains(&month) && (1..=31).contains(&day)
 }
 
-/// Which personal number `digits` is, by shape alone. `phone_context`: a word such as
-/// 电话 or "phone" came just before, which is what makes 7-8 digits a local phone number.
+/// Which personal number `digits` is, by shape alone. `name`: what the words just before
+/// called it (电话, "card number"); a phone's name makes 7-8 digits a local phone number.
 ///
 /// The shapes are deliberately wider than the checksums: Whisper gets a digit wrong now and
 /// then, and a card number with one wrong digit fails Luhn but is still a card number.
-pub fn classify(digits: &str, phone_context: bool) -> Option<PiiType> {
+pub fn classify(digits: &str, name: Option<PiiType>) -> Option<PiiType> {
     let n = digits.len();
     if digits.ends_with('X') {
         return (n == 18).then_some(PiiType::Id);
     }
     let starts = |p: &str| digits.starts_with(p);
     match n {
-        7 | 8 => phone_context.then_some(PiiType::Phone),
+        7 | 8 => (name == Some(PiiType::Phone)).then_some(PiiType::Phone),
         // Mainland: 400/800 numbers and landlines with a 3-digit area code; North America.
         10 => Some(PiiType::Phone),
         // Mainland mobiles (1[3-9]...), landlines with area codes, +1 North American numbers.
-        11 | 12 if starts("1") || starts("0") => Some(PiiType::Phone),
+        11 if starts("1") || starts("0") => Some(PiiType::Phone),
+        12 if starts("0") => Some(PiiType::Phone),
         13 if starts("861") => Some(PiiType::Phone),
         15 if plausible_birth_date(&format!("19{}", &digits[6..12])) && !luhn_valid(digits) => Some(PiiType::Id),
         18 if id_check_char(&digits.as_bytes()[..17]) == digits.as_bytes()[17] as char => Some(PiiType::Id),
@@ -274,8 +287,10 @@ pub const LONG_NUMBER_DIGITS: usize = 11;
 
 /// A run cut into the numbers it holds: each is the groups it spans and its type. Two
 /// numbers read one after the other ("13812345678, 13912345678") make one run; the cut
-/// that covers the most digits with known shapes wins, and fewer pieces break ties.
-pub fn split(run: &Run, phone_context: bool) -> Vec<(Range<usize>, PiiType)> {
+/// that covers the most digits with known shapes wins, and fewer pieces break ties. What
+/// no shape covers is redacted still if it is long ([`LONG_NUMBER_DIGITS`]), or if the
+/// words before named it (`name`) and it has at least `named_min_digits`.
+pub fn split(run: &Run, name: Option<PiiType>, named_min_digits: usize) -> Vec<(Range<usize>, PiiType)> {
     const MAX_GROUPS_PER_NUMBER: usize = 24;
     let g = &run.groups;
     // best[i]: (digits covered, -pieces) over groups[..i], with the cut that got it.
@@ -288,7 +303,7 @@ pub fn split(run: &Run, phone_context: bool) -> Vec<(Range<usize>, PiiType)> {
             if digits.len() > 19 {
                 break;
             }
-            if let Some(kind) = classify(&digits, phone_context) {
+            if let Some(kind) = classify(&digits, name) {
                 let score = (best[j].0 .0 + digits.len(), best[j].0 .1 - 1);
                 if score > best[i].0 {
                     best[i] = (score, Some((j, Some(kind))));
@@ -301,8 +316,11 @@ pub fn split(run: &Run, phone_context: bool) -> Vec<(Range<usize>, PiiType)> {
     let mut i = g.len();
     let flush = |uncovered: &mut Option<Range<usize>>, found: &mut Vec<(Range<usize>, PiiType)>| {
         if let Some(r) = uncovered.take() {
-            if g[r.clone()].iter().map(|x| x.digits.len()).sum::<usize>() >= LONG_NUMBER_DIGITS {
-                found.push((r, PiiType::Number));
+            let digits = g[r.clone()].iter().map(|x| x.digits.len()).sum::<usize>();
+            match name {
+                Some(name) if digits >= named_min_digits => found.push((r, name)),
+                _ if digits >= LONG_NUMBER_DIGITS => found.push((r, PiiType::Number)),
+                _ => {}
             }
         }
     };
@@ -344,6 +362,8 @@ mod tests {
         assert_eq!(digits_of("five five five, one two one two"), ["5551212"]);
         assert_eq!(digits_of("double five, triple oh, twenty-one"), ["5500021"]);
         assert_eq!(digits_of("one eight hundred, five five five"), ["1800555"]);
+        assert_eq!(digits_of("for 539 1488"), ["45391488"]);
+        assert_eq!(digits_of("thanks for calling, 2 items"), ["2"]);
     }
 
     #[test]
@@ -361,32 +381,32 @@ mod tests {
         assert_eq!(id_check_char(first17), 'X');
         assert_eq!(digits_of("11010519491231002X"), ["11010519491231002X"]);
         assert_eq!(digits_of("110105 19491231 002 x"), ["11010519491231002X"]);
-        assert_eq!(classify("11010519491231002X", false), Some(PiiType::Id));
+        assert_eq!(classify("11010519491231002X", None), Some(PiiType::Id));
     }
 
     #[test]
     fn shapes() {
         assert!(luhn_valid("4539148803436467"));
         assert!(!luhn_valid("4539148803436468"));
-        assert_eq!(classify("13812345678", false), Some(PiiType::Phone));
-        assert_eq!(classify("4008123123", false), Some(PiiType::Phone));
-        assert_eq!(classify("02188886666", false), Some(PiiType::Phone));
-        assert_eq!(classify("88886666", false), None);
-        assert_eq!(classify("88886666", true), Some(PiiType::Phone));
-        assert_eq!(classify("4539148803436467", false), Some(PiiType::Card));
-        assert_eq!(classify("6222021234567890123", false), Some(PiiType::Card));
-        assert_eq!(classify("2024", true), None);
-        assert_eq!(classify("35", true), None);
+        assert_eq!(classify("13812345678", None), Some(PiiType::Phone));
+        assert_eq!(classify("4008123123", None), Some(PiiType::Phone));
+        assert_eq!(classify("02188886666", None), Some(PiiType::Phone));
+        assert_eq!(classify("88886666", None), None);
+        assert_eq!(classify("88886666", Some(PiiType::Phone)), Some(PiiType::Phone));
+        assert_eq!(classify("4539148803436467", None), Some(PiiType::Card));
+        assert_eq!(classify("6222021234567890123", None), Some(PiiType::Card));
+        assert_eq!(classify("2024", Some(PiiType::Phone)), None);
+        assert_eq!(classify("35", Some(PiiType::Phone)), None);
     }
 
     #[test]
     fn two_numbers_in_one_run_are_cut_apart() {
         let chars: Vec<char> = "13812345678 13912345678".chars().collect();
         let run = &runs(&chars)[0];
-        assert_eq!(split(run, false), vec![(0..1, PiiType::Phone), (1..2, PiiType::Phone)]);
+        assert_eq!(split(run, None, 4), vec![(0..1, PiiType::Phone), (1..2, PiiType::Phone)]);
         let chars: Vec<char> = "1 3 8 1 2 3 4 5 6 7 8".chars().collect();
-        assert_eq!(split(&runs(&chars)[0], false), vec![(0..11, PiiType::Phone)]);
+        assert_eq!(split(&runs(&chars)[0], None, 4), vec![(0..11, PiiType::Phone)]);
         let chars: Vec<char> = "3 5".chars().collect();
-        assert_eq!(split(&runs(&chars)[0], true), vec![]);
+        assert_eq!(split(&runs(&chars)[0], Some(PiiType::Phone), 4), vec![]);
     }
 }

@@ -37,6 +37,15 @@ fn english_digits_and_spelled_out_numbers() {
         ("the card is 4539 1488 0343 6467", "the card is [CARD]"),
         ("it's john dot smith at gmail dot com", "it's [EMAIL]"),
         ("one eight hundred, five five five, twenty one twelve", "[PHONE]"),
+        // Misheard digits break a card number; after its name, the pieces are still redacted.
+        (
+            "The card number is 4 times 3 times, 1488, Nero 343, 6467.",
+            "The card number is 4 times 3 times, [CARD], Nero [CARD].",
+        ),
+        (
+            "my phone number is for one time, time time time, 0134",
+            "my phone number is for one time, time time time, [PHONE]",
+        ),
     ] {
         assert_eq!(redacted(text), want, "{text}");
     }
@@ -57,6 +66,9 @@ fn ordinary_numbers_survive() {
         "room 305, floor 12",
         "it took 45 minutes",
         "你打电话过来说的是三台",
+        "信用卡还了2000元",
+        "my card expires in 2027",
+        "the card cost 1200 dollars",
         "我们的营业时间是早上8点到晚上10点",
     ] {
         assert_eq!(redacted(text), text);

@@ -107,6 +107,11 @@ pub fn read_table(out: &std::path::Path, table: &str) -> Vec<std::collections::B
     rows
 }
 
+/// The Python with pyarrow, DuckDB and Polars (`scripts/setup.sh --test` makes `.venv`).
+pub fn python() -> String {
+    std::env::var("CALLQA_PYTHON").unwrap_or_else(|_| repo().join(".venv/bin/python").display().to_string())
+}
+
 pub fn callqa_bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_callqa"))
 }
