@@ -368,6 +368,8 @@ pub enum ErrorType {
     InvalidSamples,
     TooLong,
     ManifestRow,
+    /// A call date before 1970 or in the future (a wrong clock, a typo in the manifest).
+    ImplausibleDate,
     DuplicateCallId,
     WorkerCrashed,
     TimeBudgetExceeded,
@@ -391,6 +393,7 @@ impl ErrorType {
             ErrorType::InvalidSamples => "invalid_samples",
             ErrorType::TooLong => "too_long",
             ErrorType::ManifestRow => "manifest_row",
+            ErrorType::ImplausibleDate => "implausible_date",
             ErrorType::DuplicateCallId => "duplicate_call_id",
             ErrorType::WorkerCrashed => "worker_crashed",
             ErrorType::TimeBudgetExceeded => "time_budget_exceeded",

@@ -370,10 +370,10 @@ fn implausibly_large_files_are_refused_before_reading() {
     let input = dir.path().join("in");
     std::fs::create_dir(&input).unwrap();
     let mut bytes = std::fs::read(repo().join("fixtures/calls/en_support_pcm16.wav")).unwrap();
-    bytes.resize(bytes.len() + (1 << 20), 0);
+    bytes.resize(bytes.len() + (2 << 20), 0);
     std::fs::write(input.join("big.wav"), bytes).unwrap();
     let config = dir.path().join("tiny.toml");
-    // The limit allows at most 1 s of 48 kHz stereo float (1.4 MB); the file is larger.
+    // The limit allows at most 1 s of 192 kHz stereo float plus headers (2.5 MB); the file is larger.
     std::fs::write(&config, "[decode]\nmax_duration_s = 1.0\n").unwrap();
     let output = callqa_bin()
         .args(["run", "--no-asr", "--input"])

@@ -17,7 +17,7 @@ const FORMAT_MULAW: u16 = 7;
 const FORMAT_EXTENSIBLE: u16 = 0xFFFE;
 
 pub const MIN_RATE_HZ: u32 = 8_000;
-pub const MAX_RATE_HZ: u32 = 48_000;
+pub const MAX_RATE_HZ: u32 = 192_000;
 
 /// Why a file could not be decoded. All are per-call: the batch goes on.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -34,7 +34,7 @@ pub enum DecodeError {
     NoSamples,
     #[error("recording is {seconds:.0} s long, over the {limit_s:.0} s limit (decode.max_duration_s)")]
     TooLong { seconds: f64, limit_s: f64 },
-    #[error("sample {index} of channel {channel} is {value} (not a number): the float data is corrupt")]
+    #[error("sample {index} of channel {channel} is {value}, not a finite number: the float data is corrupt")]
     NonFinite { channel: usize, index: usize, value: f32 },
 }
 
@@ -47,9 +47,26 @@ struct Format {
     bits: u16,
 }
 
-/// Walk RIFF chunks: returns the format and the `data` chunk (clipped to what is present,
-/// with a flag saying whether it was clipped).
-fn riff_chunks(bytes: &[u8]) -> Result<(Format, &[u8], bool), DecodeError> {
+/// The `data` size a writer leaves when it cannot seek back to fill it in (streaming
+/// recorders, pipes): the data runs to the end of the file.
+const SIZE_UNKNOWN: usize = u32::MAX as usize;
+
+/// What the RIFF walk found.
+struct Chunks<'a> {
+    format: Format,
+    /// The `fmt ` chunk, header included.
+    fmt_chunk: &'a [u8],
+    /// The `data` chunk's body, clipped to what the file holds.
+    data: &'a [u8],
+    /// The `data` chunk declares more bytes than the file holds.
+    clipped: bool,
+    /// The file is exactly `fmt ` then `data` with true sizes: what hound reads as it is.
+    plain: bool,
+}
+
+/// Walk RIFF chunks to `fmt ` and `data`. A `data` chunk of unknown size ([`SIZE_UNKNOWN`])
+/// runs to the end of the file; odd-sized chunks are followed by their pad byte.
+fn riff_chunks(bytes: &[u8]) -> Result<Chunks<'_>, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -57,12 +74,14 @@ fn riff_chunks(bytes: &[u8]) -> Result<(Format, &[u8], bool), DecodeError> {
         return Err(DecodeError::NotWav("no RIFF/WAVE header".into()));
     }
     let mut pos = 12;
-    let mut format = None;
+    let mut found: Option<(Format, &[u8])> = None;
+    let mut chunks_seen = 0;
     while pos + 8 <= bytes.len() {
         let id = &bytes[pos..pos + 4];
         let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
         let body_start = pos + 8;
-        let body_end = body_start.saturating_add(len);
+        let body_end = if id == b"data" && len == SIZE_UNKNOWN { bytes.len() } else { body_start.saturating_add(len) };
+        chunks_seen += 1;
         if id == b"fmt " {
             let body = bytes.get(body_start..body_end.min(bytes.len())).unwrap_or_default();
             if body.len() < 16 {
@@ -74,23 +93,54 @@ fn riff_chunks(bytes: &[u8]) -> Result<(Format, &[u8], bool), DecodeError> {
                 // The sub-format GUID starts with the real format tag.
                 tag = u16_at(24);
             }
-            format = Some(Format {
+            let format = Format {
                 tag,
                 channels: u16_at(2),
                 sample_rate: u32::from_le_bytes(body[4..8].try_into().unwrap()),
                 bits: u16_at(14),
-            });
+            };
+            found = Some((format, &bytes[pos..body_start + body.len()]));
         } else if id == b"data" {
-            let format = format.ok_or_else(|| DecodeError::Corrupt("data chunk before fmt chunk".into()))?;
+            let (format, fmt_chunk) =
+                found.ok_or_else(|| DecodeError::Corrupt("data chunk before fmt chunk".into()))?;
             let clipped = body_end > bytes.len();
-            return Ok((format, &bytes[body_start..body_end.min(bytes.len())], clipped));
+            let data = &bytes[body_start..body_end.min(bytes.len())];
+            let riff_size = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+            let plain = chunks_seen == 2 && len == data.len() && fmt_chunk.len() % 2 == 0 && riff_size == body_end - 8;
+            return Ok(Chunks { format, fmt_chunk, data, clipped, plain });
         }
         pos = body_end.saturating_add(len % 2);
     }
-    Err(DecodeError::Corrupt(if format.is_some() { "no data chunk".into() } else { "no fmt chunk".into() }))
+    Err(DecodeError::Corrupt(if found.is_some() { "no data chunk".into() } else { "no fmt chunk".into() }))
+}
+
+/// RIFF + `fmt ` + `data` with true sizes: the file as hound expects it, whatever other
+/// chunks, pad bytes or unknown sizes the original had.
+fn plain_wav(fmt_chunk: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + fmt_chunk.len() + 8 + data.len());
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&((4 + fmt_chunk.len() + 8 + data.len()) as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVE");
+    out.extend_from_slice(fmt_chunk);
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(data);
+    out
 }
 
 fn check_format(f: &Format) -> Result<(), DecodeError> {
+    let bits_ok = match f.tag {
+        FORMAT_PCM => matches!(f.bits, 8 | 16 | 24 | 32),
+        FORMAT_FLOAT => f.bits == 32,
+        FORMAT_MULAW | FORMAT_ALAW => f.bits == 8,
+        _ => true,
+    };
+    if f.bits == 0 {
+        return Err(DecodeError::Corrupt("0 bits per sample".into()));
+    }
+    if !bits_ok {
+        return Err(DecodeError::Unsupported(format!("{} bits per sample in format tag {}", f.bits, f.tag)));
+    }
     if f.channels == 0 || f.channels > 2 {
         return Err(DecodeError::Unsupported(format!(
             "{} channels (callqa reads mono or two-channel agent/customer recordings)",
@@ -128,7 +178,7 @@ impl SampleLayout {
 
 /// The layout of a file [`decode_wav`] accepts (same checks, no decoding).
 pub fn sample_layout(bytes: &[u8]) -> Result<SampleLayout, DecodeError> {
-    let (format, data, clipped) = riff_chunks(bytes)?;
+    let Chunks { format, data, clipped, .. } = riff_chunks(bytes)?;
     check_format(&format)?;
     if clipped {
         return Err(DecodeError::Corrupt("data chunk declares more bytes than the file holds".into()));
@@ -155,7 +205,7 @@ pub fn sample_layout(bytes: &[u8]) -> Result<SampleLayout, DecodeError> {
 
 /// Decode a whole WAV file held in memory.
 pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, DecodeError> {
-    let (format, data, clipped) = riff_chunks(bytes)?;
+    let Chunks { format, fmt_chunk, data, clipped, plain } = riff_chunks(bytes)?;
     check_format(&format)?;
     if !matches!(format.tag, FORMAT_PCM | FORMAT_FLOAT | FORMAT_MULAW | FORMAT_ALAW) {
         return Err(DecodeError::Unsupported(format!(
@@ -171,9 +221,6 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, Dec
     }
     let channel_count = format.channels as usize;
     let bytes_per_frame = (format.bits as usize).div_ceil(8) * channel_count;
-    if bytes_per_frame == 0 {
-        return Err(DecodeError::Corrupt("0 bits per sample".into()));
-    }
     let frames = data.len() / bytes_per_frame;
     let seconds = frames as f64 / format.sample_rate as f64;
     if seconds > max_duration_s {
@@ -186,9 +233,6 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, Dec
     let mut channels = vec![Vec::with_capacity(frames); channel_count];
     let codec = match format.tag {
         FORMAT_MULAW | FORMAT_ALAW => {
-            if format.bits != 8 {
-                return Err(DecodeError::Unsupported(format!("G.711 with {} bits per sample", format.bits)));
-            }
             let expand = if format.tag == FORMAT_MULAW { g711::mulaw_to_linear } else { g711::alaw_to_linear };
             for (i, &b) in data[..frames * channel_count].iter().enumerate() {
                 channels[i % channel_count].push(expand(b) as f32 / 32768.0);
@@ -199,7 +243,11 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, Dec
                 "alaw"
             }
         }
-        _ => decode_pcm(bytes, &mut channels)?,
+        _ if data.len() as u64 >= SIZE_UNKNOWN as u64 - 64 => {
+            return Err(DecodeError::Unsupported("a data chunk over 4 GiB (RF64 is not supported)".into()))
+        }
+        _ if plain => decode_pcm(bytes, &mut channels)?,
+        _ => decode_pcm(&plain_wav(fmt_chunk, data), &mut channels)?,
     };
     if codec == "pcm_f32" {
         clean_float(&mut channels)?;

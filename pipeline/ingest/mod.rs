@@ -62,6 +62,24 @@ fn regular_file_date(path: &Path) -> Result<NaiveDate, (ErrorType, String)> {
     Ok(DateTime::<Utc>::from(modified).date_naive())
 }
 
+const MODIFIED: &str = "the file's modification time";
+
+/// A call date from 1970 to two days from now (time zones), else an error naming where it
+/// came from. A date far in the future would also make a partition folder such as
+/// `call_date=+10000-01-01`, which readers type as text.
+fn plausible_date(date: NaiveDate, source: &str) -> Result<NaiveDate, (ErrorType, String)> {
+    let latest = Utc::now().date_naive() + chrono::Days::new(2);
+    let earliest = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    if (earliest..=latest).contains(&date) {
+        Ok(date)
+    } else {
+        Err((
+            ErrorType::ImplausibleDate,
+            format!("{source} dates the call {date}, not between {earliest} and {latest}: is a clock wrong?"),
+        ))
+    }
+}
+
 fn file_kind(file_type: &std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if file_type.is_dir() {
@@ -93,10 +111,33 @@ pub fn discover(input: &Path) -> Result<Vec<Result<CallSource, Rejected>>, Inges
 
 fn from_folder(dir: &Path) -> Vec<Result<CallSource, Rejected>> {
     let mut found: Vec<(PathBuf, Option<Rejected>)> = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(true) {
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let reject = |path: &Path, error_type: ErrorType, reason: String| {
+        (path.to_path_buf(), Some(Rejected { call_id: stem(path), path: path.to_path_buf(), error_type, reason }))
+    };
+    // Each recording once, however many links lead to it.
+    let mut seen_files = HashSet::new();
+    let mut walk = walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name().into_iter();
+    while let Some(entry) = walk.next() {
         match entry {
-            Ok(e) if e.file_type().is_dir() => {}
-            Ok(e) if is_wav(e.path()) => found.push((e.into_path(), None)),
+            Ok(e) if e.file_type().is_dir() => {
+                // A link to a folder above the input (`..`, `/`) would walk the input again,
+                // or the whole disk, before walkdir sees a loop.
+                let target = e.path_is_symlink().then(|| e.path().canonicalize().ok()).flatten();
+                if target.is_some_and(|t| root.starts_with(t)) {
+                    found.push(reject(
+                        e.path(),
+                        ErrorType::SymlinkLoop,
+                        "symlink loop: this link points to a folder that holds the input".into(),
+                    ));
+                    walk.skip_current_dir();
+                }
+            }
+            Ok(e) if is_wav(e.path()) => {
+                if seen_files.insert(e.path().canonicalize().unwrap_or_else(|_| e.path().to_path_buf())) {
+                    found.push((e.into_path(), None));
+                }
+            }
             Ok(_) => {}
             // A folder we cannot list, a dangling symlink or a symlink loop: say so.
             Err(e) => {
@@ -111,7 +152,7 @@ fn from_folder(dir: &Path) -> Vec<Result<CallSource, Rejected>> {
                     ErrorType::NotFound => "dangling symlink: its target does not exist".to_string(),
                     _ => format!("cannot read: {}", e.io_error().map_or_else(|| e.to_string(), |io| io.to_string())),
                 };
-                found.push((path.clone(), Some(Rejected { call_id: stem(&path), path, error_type, reason })));
+                found.push(reject(&path, error_type, reason));
             }
         }
     }
@@ -123,7 +164,7 @@ fn from_folder(dir: &Path) -> Vec<Result<CallSource, Rejected>> {
                 return Err(rejected);
             }
             let call_id = stem(&path);
-            match regular_file_date(&path) {
+            match regular_file_date(&path).and_then(|date| plausible_date(date, MODIFIED)) {
                 Ok(call_date) => {
                     Ok(CallSource { call_id, path, agent_id: None, started_at: None, call_date, agent_channel: None })
                 }
@@ -188,7 +229,10 @@ fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, I
             }
         };
         // Checked even when started_at dates the call: a FIFO or device must never be read.
-        let call_date = regular_file_date(&path).map(|modified| started_at.map_or(modified, |t| t.date_naive()));
+        let call_date = regular_file_date(&path).and_then(|modified| match started_at {
+            Some(t) => plausible_date(t.date_naive(), &format!("started_at {}", t.to_rfc3339())),
+            None => plausible_date(modified, MODIFIED),
+        });
         calls.push(match call_date {
             Ok(call_date) => Ok(CallSource {
                 call_id: call_id.clone(),

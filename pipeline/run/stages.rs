@@ -35,10 +35,10 @@ fn failure(
     }
 }
 
-/// The largest file that could be a recording within `decode.max_duration_s`: 48 kHz, two
-/// channels, 32-bit samples, plus headers.
+/// The largest file that could be a recording within `decode.max_duration_s`: the highest
+/// rate decode takes, two channels, 32-bit samples, plus headers.
 pub fn max_file_bytes(config: &Config) -> u64 {
-    (config.decode.max_duration_s * 48_000.0 * 2.0 * 4.0) as u64 + (1 << 20)
+    (config.decode.max_duration_s * audio::decode::MAX_RATE_HZ as f64 * 2.0 * 4.0) as u64 + (1 << 20)
 }
 
 /// Read a call's bytes (a regular file, at most `max_bytes`) and hash them.
