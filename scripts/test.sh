@@ -9,3 +9,9 @@ cd "$root"
 # Benchmarks must keep compiling (scripts/bench*.sh run them); they are measurements, not tests.
 cargo build --release --benches --features test-hooks
 cargo test --release --features test-hooks --lib --bins --tests "$@"
+# A bounded smoke of every fuzz target (past findings already ran above, in
+# tests/fuzz_regressions.rs); CALLQA_FUZZ_SECONDS=0 skips it, a test filter too.
+fuzz_seconds="${CALLQA_FUZZ_SECONDS:-15}"
+if [[ $# -eq 0 && "$fuzz_seconds" != 0 ]]; then
+  scripts/fuzz.sh "$fuzz_seconds"
+fi

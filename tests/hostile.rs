@@ -257,6 +257,21 @@ fn every_hostile_file_gets_one_clear_line_and_the_good_calls_are_written() {
 }
 
 #[test]
+fn a_fifo_given_as_the_manifest_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("calls.csv");
+    assert_eq!(
+        unsafe { libc::mkfifo(std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap().as_ptr(), 0o600) },
+        0
+    );
+    let mut command = callqa_bin();
+    command.args(["run", "--no-asr", "--input"]).arg(&fifo).arg("--out").arg(dir.path().join("out"));
+    let (code, stderr) = run_with_deadline(command, Duration::from_secs(30));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("calls.csv") && stderr.contains("not a regular file (a FIFO)"), "{stderr}");
+}
+
+#[test]
 fn impossible_dates_are_refused_and_call_date_stays_a_date() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.wav");

@@ -176,9 +176,23 @@ fn from_folder(dir: &Path) -> Vec<Result<CallSource, Rejected>> {
 
 fn from_manifest(manifest: &Path) -> Result<Vec<Result<CallSource, Rejected>>, IngestError> {
     let fatal = |reason: String| IngestError::Manifest { path: manifest.to_path_buf(), reason };
+    // Opening a FIFO would wait for a writer for ever.
+    let metadata = std::fs::metadata(manifest).map_err(|e| fatal(e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(fatal(format!("not a regular file ({})", file_kind(&metadata.file_type()))));
+    }
+    parse_manifest(std::fs::File::open(manifest).map_err(|e| fatal(e.to_string()))?, manifest)
+}
+
+/// The calls a manifest lists, read from `input`; relative paths are relative to the folder
+/// of `manifest` (which names the manifest in errors).
+pub fn parse_manifest(
+    input: impl std::io::Read,
+    manifest: &Path,
+) -> Result<Vec<Result<CallSource, Rejected>>, IngestError> {
+    let fatal = |reason: String| IngestError::Manifest { path: manifest.to_path_buf(), reason };
     let base = manifest.parent().unwrap_or(Path::new("."));
-    let mut reader =
-        csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(manifest).map_err(|e| fatal(e.to_string()))?;
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
     let headers = reader.headers().map_err(|e| fatal(e.to_string()))?.clone();
     if !headers.iter().any(|h| h == "path") {
         return Err(fatal("no `path` column in the header row".into()));

@@ -230,10 +230,19 @@ pub fn read_summary(mut input: impl Read) -> Result<FileSummary, ConvertError> {
     let mut bytes = Vec::new();
     input.read_to_end(&mut bytes).map_err(ConvertError::Io)?;
     let mut pos = 0usize;
+    let truncated = || ConvertError::Malformed("GGML file is truncated".into());
     let i32_at = |pos: &mut usize| -> Result<i32, ConvertError> {
-        let v = bytes.get(*pos..*pos + 4).ok_or_else(|| ConvertError::Malformed("GGML file is truncated".into()))?;
+        let v = bytes.get(*pos..pos.saturating_add(4)).ok_or_else(truncated)?;
         *pos += 4;
         Ok(i32::from_le_bytes(v.try_into().unwrap()))
+    };
+    // A count or length: never negative, never past the end of the file.
+    let len_at = |pos: &mut usize, what: &str| -> Result<usize, ConvertError> {
+        usize::try_from(i32_at(pos)?).map_err(|_| ConvertError::Malformed(format!("negative {what} in GGML file")))
+    };
+    let skip = |pos: &mut usize, n: Option<usize>| -> Result<(), ConvertError> {
+        *pos = n.and_then(|n| pos.checked_add(n)).filter(|&end| end <= bytes.len()).ok_or_else(truncated)?;
+        Ok(())
     };
     if i32_at(&mut pos)? as u32 != MAGIC {
         return Err(ConvertError::Malformed("not a GGML file (bad magic)".into()));
@@ -255,37 +264,43 @@ pub fn read_summary(mut input: impl Read) -> Result<FileSummary, ConvertError> {
         n_mels: f[9],
         ftype: f[10],
     };
-    let n_mel = i32_at(&mut pos)? as usize;
-    let n_fft = i32_at(&mut pos)? as usize;
-    pos += n_mel * n_fft * 4;
-    let n_tokens = i32_at(&mut pos)?;
+    let n_mel = len_at(&mut pos, "mel filter count")?;
+    let n_fft = len_at(&mut pos, "FFT size")?;
+    skip(&mut pos, n_mel.checked_mul(n_fft).and_then(|n| n.checked_mul(4)))?;
+    let n_tokens = len_at(&mut pos, "token count")?;
     let mut vocab = Vec::new();
     for _ in 0..n_tokens {
-        let len = i32_at(&mut pos)? as usize;
-        vocab.push(
-            bytes.get(pos..pos + len).ok_or_else(|| ConvertError::Malformed("truncated vocabulary".into()))?.to_vec(),
-        );
-        pos += len;
+        let len = len_at(&mut pos, "token length")?;
+        let start = pos;
+        skip(&mut pos, Some(len)).map_err(|_| ConvertError::Malformed("truncated vocabulary".into()))?;
+        vocab.push(bytes[start..pos].to_vec());
     }
     let mut tensors = Vec::new();
     while pos < bytes.len() {
-        let n_dims = i32_at(&mut pos)? as usize;
-        let name_len = i32_at(&mut pos)? as usize;
-        let ty = i32_at(&mut pos)?;
-        let dims: Vec<i32> = (0..n_dims).map(|_| i32_at(&mut pos)).collect::<Result<_, _>>()?;
-        let name = String::from_utf8_lossy(bytes.get(pos..pos + name_len).unwrap_or_default()).into_owned();
-        pos += name_len;
-        let elements: usize = dims.iter().map(|&d| d as usize).product();
-        // SAFETY: pure size computations from ggml's static type table.
-        let size = unsafe {
-            let t = ty as sys::ggml_type;
-            elements / sys::ggml_blck_size(t) as usize * sys::ggml_type_size(t)
-        };
-        pos += size;
-        if pos > bytes.len() {
-            return Err(ConvertError::Malformed(format!("tensor {name} is truncated")));
+        let n_dims = len_at(&mut pos, "tensor rank")?;
+        if n_dims > 4 {
+            return Err(ConvertError::Malformed(format!("tensor of rank {n_dims} (ggml has at most 4)")));
         }
-        tensors.push((name, dims, ty));
+        let name_len = len_at(&mut pos, "tensor name length")?;
+        let ty = i32_at(&mut pos)?;
+        let dims: Vec<usize> = (0..n_dims).map(|_| len_at(&mut pos, "tensor dimension")).collect::<Result<_, _>>()?;
+        let start = pos;
+        skip(&mut pos, Some(name_len))?;
+        let name = String::from_utf8_lossy(&bytes[start..pos]).into_owned();
+        // SAFETY: ggml's static type table, read only for a code inside it.
+        let (block, type_size) = match u32::try_from(ty) {
+            Ok(t) if t < sys::ggml_type_GGML_TYPE_COUNT => unsafe {
+                (sys::ggml_blck_size(t) as usize, sys::ggml_type_size(t))
+            },
+            _ => (0, 0),
+        };
+        if block == 0 || type_size == 0 {
+            return Err(ConvertError::Malformed(format!("tensor {name} has unknown ggml type {ty}")));
+        }
+        let elements = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        skip(&mut pos, elements.and_then(|e| (e / block).checked_mul(type_size)))
+            .map_err(|_| ConvertError::Malformed(format!("tensor {name} is truncated")))?;
+        tensors.push((name, dims.iter().map(|&d| d as i32).collect(), ty));
     }
     Ok(FileSummary { hparams, n_mel_filters: n_mel, vocab, tensors })
 }

@@ -84,7 +84,7 @@ pub enum PiiType {
     Id,
     Card,
     Email,
-    /// At least [`numbers::LONG_NUMBER_DIGITS`] digits of no known shape.
+    /// At least [`LONG_NUMBER_DIGITS`] digits of no known shape.
     Number,
 }
 
@@ -193,6 +193,9 @@ static EMAIL: LazyLock<regex::Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
+static PLACEHOLDER: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(r"\[(?:PHONE|ID|CARD|EMAIL|NUMBER)\]").expect("valid regex"));
+
 /// Words that name the number about to be said, strongest first: ID, card, phone. A
 /// number after its name needs no checksum or full length to be redacted: Whisper mishears
 /// digits ("five" as "time"), and the rest of a card number is still a card number.
@@ -244,6 +247,9 @@ const OTHER_NUMBER: [&str; 17] = [
 const NAME_REACH: usize = 24;
 /// Digits after a name that are redacted even without a known shape.
 const NAMED_MIN_DIGITS: usize = 4;
+/// Runs longer than any personal number are still long strings of someone's digits
+/// (accounts, memberships): at least this many digits with no known shape are `[NUMBER]`.
+pub const LONG_NUMBER_DIGITS: usize = 11;
 
 /// What the words before a number say it is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -283,8 +289,8 @@ fn words_between(chars: &[char]) -> usize {
 
 /// Amounts, times, dates and years, whatever named them: a unit after, a currency sign
 /// before, the shape of a date (2023-11-05), or four digits from 1900 to 2099.
-fn not_personal(chars: &[char], run: &numbers::Run) -> bool {
-    let (start, end) = (run.groups[0].chars.start, run.groups.last().expect("a run has digits").chars.end);
+fn not_personal(chars: &[char], groups: &[numbers::Item]) -> bool {
+    let (start, end) = (groups[0].chars.start, groups.last().expect("a run has digits").chars.end);
     let after: String = chars[end..(end + 10).min(chars.len())].iter().collect::<String>().to_lowercase();
     let after = after.trim_start();
     let unit = [
@@ -294,13 +300,13 @@ fn not_personal(chars: &[char], run: &numbers::Run) -> bool {
     .iter()
     .any(|u| after.starts_with(u));
     let currency = chars[..start].iter().rev().find(|c| !c.is_whitespace()).is_some_and(|c| "$¥￥€£".contains(*c));
-    let lengths: Vec<usize> = run.groups.iter().map(|g| g.digits.len()).collect();
+    let lengths: Vec<usize> = groups.iter().map(|g| g.digits.len()).collect();
     let date = lengths.len() == 3
         && lengths[0] == 4
         && (1..=2).contains(&lengths[1])
         && (1..=2).contains(&lengths[2])
-        && (run.groups[0].digits.starts_with("19") || run.groups[0].digits.starts_with("20"));
-    let digits: String = run.groups.iter().map(|g| g.digits.as_str()).collect();
+        && (groups[0].digits.starts_with("19") || groups[0].digits.starts_with("20"));
+    let digits: String = groups.iter().map(|g| g.digits.as_str()).collect();
     let year = digits.len() == 4 && digits.parse::<u32>().is_ok_and(|y| (1900..=2099).contains(&y));
     unit || currency || date || year
 }
@@ -310,30 +316,66 @@ fn find(chars: &[char]) -> Vec<(PiiType, Range<usize>)> {
     let text: String = chars.iter().collect();
     let char_at: Vec<usize> = text.char_indices().map(|(b, _)| b).collect();
     let to_char = |byte: usize| char_at.partition_point(|&b| b < byte);
-    let mut found: Vec<(PiiType, Range<usize>)> =
-        EMAIL.find_iter(&text).map(|m| (PiiType::Email, to_char(m.start())..to_char(m.end()))).collect();
-    // Digits inside an address are the address's.
+    // A placeholder right after a domain stands for the digits it replaced, which would have
+    // run on into the domain's last label ("co8888"): no address ends there.
+    let mut found: Vec<(PiiType, Range<usize>)> = EMAIL
+        .find_iter(&text)
+        .filter(|m| !PLACEHOLDER.find_at(&text, m.end()).is_some_and(|p| p.start() == m.end()))
+        .map(|m| (PiiType::Email, to_char(m.start())..to_char(m.end())))
+        .collect();
+    // Digits inside an address are the address's; its words name no number.
     let mut masked = chars.to_vec();
+    let mut plain = chars.to_vec();
     for (_, r) in &found {
         masked[r.clone()].iter_mut().for_each(|c| *c = '@');
+        plain[r.clone()].iter_mut().for_each(|c| *c = ' ');
     }
-    // The end of the last run and the name it went by, which the next run may carry on.
+    // Addresses and placeholders from an earlier redaction end a name's reach like a number
+    // (placeholders of numbers carry their type on); their letters name nothing. So
+    // redacting twice changes nothing.
+    let mut handled: Vec<(usize, Option<PiiType>)> = found.iter().map(|(_, r)| (r.end, None)).collect();
+    for m in PLACEHOLDER.find_iter(&text) {
+        let (start, end) = (to_char(m.start()), to_char(m.end()));
+        plain[start..end].iter_mut().for_each(|c| *c = ' ');
+        let pii = PiiType::ALL.into_iter().find(|p| p.placeholder() == m.as_str()).expect("a placeholder");
+        handled.push((end, Some(pii).filter(|p| *p != PiiType::Email)));
+    }
+    handled.sort_by_key(|(end, _)| *end);
+    let mut handled = handled.into_iter().peekable();
+    // The end of the last number and the type it went by, which the next run may carry on.
     let mut previous: Option<(usize, Option<PiiType>)> = None;
     for run in numbers::runs(&masked) {
         let (start, end) = (run.groups[0].chars.start, run.groups.last().expect("a run has digits").chars.end);
+        while let Some(boundary) = handled.next_if(|(ph_end, _)| *ph_end <= start) {
+            previous = Some(boundary);
+        }
         let from = previous.map_or(0, |(end, _)| end);
-        let name = match naming(chars, from, start) {
+        let name = match naming(&plain, from, start) {
             Naming::Named(pii) => Some(pii),
             Naming::Other => None,
             Naming::Unnamed => previous.and_then(|(end, name)| {
-                name.filter(|_| start - end <= NAME_REACH && words_between(&chars[end..start]) <= 2)
+                name.filter(|_| start - end <= NAME_REACH && words_between(&plain[end..start]) <= 2)
             }),
         };
-        previous = Some((end, name));
-        let name = name.filter(|_| !not_personal(chars, &run));
-        for (groups, pii) in numbers::split(&run, name, NAMED_MIN_DIGITS) {
-            found.push((pii, run.groups[groups.start].chars.start..run.groups[groups.end - 1].chars.end));
+        // A number names the digits read after it, as the words before a number do.
+        let mut last = name;
+        let shape_name = name.filter(|_| !not_personal(chars, &run.groups));
+        for (groups, kind) in numbers::split(&run, shape_name) {
+            let part = &run.groups[groups];
+            let digits: usize = part.iter().map(|g| g.digits.len()).sum();
+            let pii = match kind {
+                Some(kind) => Some(kind),
+                None => match last.filter(|_| !not_personal(chars, part)) {
+                    Some(named) if digits >= NAMED_MIN_DIGITS => Some(named),
+                    _ => (digits >= LONG_NUMBER_DIGITS).then_some(PiiType::Number),
+                },
+            };
+            if let Some(pii) = pii {
+                last = Some(pii);
+                found.push((pii, part[0].chars.start..part[part.len() - 1].chars.end));
+            }
         }
+        previous = Some((end, last));
     }
     found.sort_by_key(|(_, r)| r.start);
     found

@@ -281,16 +281,12 @@ pub fn classify(digits: &str, name: Option<PiiType>) -> Option<PiiType> {
     }
 }
 
-/// Runs longer than any personal number are still long strings of someone's digits
-/// (accounts, memberships): at least this many digits with no known shape are `[NUMBER]`.
-pub const LONG_NUMBER_DIGITS: usize = 11;
-
-/// A run cut into the numbers it holds: each is the groups it spans and its type. Two
-/// numbers read one after the other ("13812345678, 13912345678") make one run; the cut
-/// that covers the most digits with known shapes wins, and fewer pieces break ties. What
-/// no shape covers is redacted still if it is long ([`LONG_NUMBER_DIGITS`]), or if the
-/// words before named it (`name`) and it has at least `named_min_digits`.
-pub fn split(run: &Run, name: Option<PiiType>, named_min_digits: usize) -> Vec<(Range<usize>, PiiType)> {
+/// A run cut into the numbers it holds, front to back: the groups each part spans, and its
+/// type where it has a known shape (`None`: digits of no known shape). Two numbers read one
+/// after the other ("13812345678, 13912345678") make one run; the cut that covers the most
+/// digits with known shapes wins, and fewer pieces break ties. `name`: what the words
+/// before the run called it (it makes 7-8 digits a phone number).
+pub fn split(run: &Run, name: Option<PiiType>) -> Vec<(Range<usize>, Option<PiiType>)> {
     const MAX_GROUPS_PER_NUMBER: usize = 24;
     let g = &run.groups;
     // best[i]: (digits covered, -pieces) over groups[..i], with the cut that got it.
@@ -311,35 +307,19 @@ pub fn split(run: &Run, name: Option<PiiType>, named_min_digits: usize) -> Vec<(
             }
         }
     }
-    let mut found = Vec::new();
-    let mut uncovered: Option<Range<usize>> = None;
+    // The cut, front to back: stretches with a shape (Some) and without (None).
+    let mut parts: Vec<(Range<usize>, Option<PiiType>)> = Vec::new();
     let mut i = g.len();
-    let flush = |uncovered: &mut Option<Range<usize>>, found: &mut Vec<(Range<usize>, PiiType)>| {
-        if let Some(r) = uncovered.take() {
-            let digits = g[r.clone()].iter().map(|x| x.digits.len()).sum::<usize>();
-            match name {
-                Some(name) if digits >= named_min_digits => found.push((r, name)),
-                _ if digits >= LONG_NUMBER_DIGITS => found.push((r, PiiType::Number)),
-                _ => {}
-            }
-        }
-    };
     while i > 0 {
         let (j, kind) = best[i].1.expect("every prefix has a cut");
-        match kind {
-            Some(kind) => {
-                flush(&mut uncovered, &mut found);
-                found.push((j..i, kind));
-            }
-            None => {
-                uncovered = Some(j..uncovered.map_or(i, |r| r.end));
-            }
+        match (kind, parts.last_mut()) {
+            (None, Some((r, None))) => r.start = j,
+            _ => parts.push((j..i, kind)),
         }
         i = j;
     }
-    flush(&mut uncovered, &mut found);
-    found.reverse();
-    found
+    parts.reverse();
+    parts
 }
 
 #[cfg(test)]
@@ -403,10 +383,10 @@ mod tests {
     fn two_numbers_in_one_run_are_cut_apart() {
         let chars: Vec<char> = "13812345678 13912345678".chars().collect();
         let run = &runs(&chars)[0];
-        assert_eq!(split(run, None, 4), vec![(0..1, PiiType::Phone), (1..2, PiiType::Phone)]);
+        assert_eq!(split(run, None), vec![(0..1, Some(PiiType::Phone)), (1..2, Some(PiiType::Phone))]);
         let chars: Vec<char> = "1 3 8 1 2 3 4 5 6 7 8".chars().collect();
-        assert_eq!(split(&runs(&chars)[0], None, 4), vec![(0..11, PiiType::Phone)]);
+        assert_eq!(split(&runs(&chars)[0], None), vec![(0..11, Some(PiiType::Phone))]);
         let chars: Vec<char> = "3 5".chars().collect();
-        assert_eq!(split(&runs(&chars)[0], Some(PiiType::Phone), 4), vec![]);
+        assert_eq!(split(&runs(&chars)[0], Some(PiiType::Phone)), vec![(0..2, None)]);
     }
 }
