@@ -384,7 +384,7 @@ fn bad_samples_special_files_and_links_are_failure_rows_not_crashes_or_silence()
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let f = failures(&out);
     assert_eq!(f["nan16k"]["error_type"], "invalid_samples");
-    assert!(f["nan16k"]["reason"].as_str().unwrap().contains("not a number"));
+    assert!(f["nan16k"]["reason"].as_str().unwrap().contains("not a finite number"));
     assert_eq!(f["inf8k"]["error_type"], "invalid_samples");
     assert_eq!(f["dangling"]["error_type"], "not_found");
     assert_eq!(f["loop"]["error_type"], "symlink_loop");
