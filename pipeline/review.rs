@@ -431,7 +431,8 @@ fn render_html(
             .get(&s.call_id)
             .map(|v| {
                 v.iter()
-                    .filter(|(_, kind, _)| kind != "metric_threshold")
+                    // Deductions repeat their moment; redactions are not coaching moments.
+                    .filter(|(_, kind, _)| kind != "metric_threshold" && kind != "pii")
                     .take(6)
                     .map(|(t, kind, detail)| format!("{} {} <small>{}</small>", clock(*t), kind, escape(detail)))
                     .collect()

@@ -1,6 +1,6 @@
 //! Customer data protection end to end (issue 13): an English call synthesised with
-//! espeak-ng in which the customer reads out a phone number, a card number and an ID-like
-//! number, through `callqa run --redacted-audio` on the real model, under a permissive
+//! espeak-ng in which the customer reads out a phone number, a card number and a resident
+//! ID number, through `callqa run --redacted-audio` on the real model, under a permissive
 //! umask. Every table is read back with pyarrow (a real client) and searched for the
 //! numbers; the muted copy is checked sample by sample; every file and folder written must
 //! be owner-only.
@@ -17,18 +17,26 @@ use common::*;
 
 const PHONE: &str = "4155550134";
 const CARD: &str = "4539148803436467";
+const ID: &str = "110105198004120034";
 
 /// (speaker, text, is a number): a number is its own clip right after the words that name
 /// it, so the ground truth says exactly when it was said. espeak-ng's "five" at 8 kHz reads
 /// as "time" to Whisper, so the call is 16 kHz (the redaction of misheard numbers has unit
 /// tests of its own).
-const TURNS: [(Speaker, &str, bool); 8] = [
+const TURNS: [(Speaker, &str, bool); 11] = [
     (Speaker::Agent, "Thank you for calling, my name is Anna. Can I have a phone number to reach you?", false),
     (Speaker::Customer, "Sure, my phone number is", false),
     (Speaker::Customer, "four one five, five five five, zero one three four.", true),
     (Speaker::Agent, "Thank you. And the card you would like to pay with?", false),
     (Speaker::Customer, "The card number is", false),
     (Speaker::Customer, "four five three nine, one four eight eight, zero three four three, six four six seven.", true),
+    (Speaker::Agent, "Thank you. To verify the account, could I have your ID number?", false),
+    (Speaker::Customer, "Yes, my ID number is", false),
+    (
+        Speaker::Customer,
+        "one one zero one zero five, one nine eight zero, zero four one two, zero zero three four.",
+        true,
+    ),
     (Speaker::Agent, "Thank you for your patience, the payment of twenty five dollars went through.", false),
     (Speaker::Customer, "Great, thanks a lot, goodbye.", false),
 ];
@@ -133,7 +141,7 @@ fn no_table_holds_a_number_the_customer_read_out() {
     let texts: Vec<&String> = values.iter().collect();
     for value in &values {
         let digits = digits_in(value);
-        for number in [PHONE, CARD] {
+        for number in [PHONE, CARD, ID] {
             for window in number.as_bytes().windows(6) {
                 let window = std::str::from_utf8(window).unwrap();
                 assert!(!digits.contains(window), "{value:?} holds {window} of {number}");
@@ -147,7 +155,7 @@ fn no_table_holds_a_number_the_customer_read_out() {
         .map(|r| r["text"].as_str().unwrap())
         .collect::<Vec<_>>()
         .join(" | ");
-    assert!(customer.contains("[PHONE]") && customer.contains("[CARD]"), "{customer}");
+    assert!(customer.contains("[PHONE]") && customer.contains("[CARD]") && customer.contains("[ID]"), "{customer}");
     // The agent's price survives.
     let agent: String =
         utterances.iter().filter(|r| r["speaker"] == "agent").map(|r| r["text"].as_str().unwrap()).collect();
@@ -156,7 +164,7 @@ fn no_table_holds_a_number_the_customer_read_out() {
     let pii: Vec<_> = events.iter().filter(|e| e["kind"] == "pii").collect();
     let mut types: Vec<&str> = pii.iter().map(|e| e["match_type"].as_str().unwrap()).collect();
     types.dedup();
-    assert_eq!(types, ["phone", "card"], "{pii:?}");
+    assert_eq!(types, ["phone", "card", "id"], "{pii:?}");
     assert!(pii.iter().all(|e| e["speaker"] == "customer"));
     assert!(!texts.is_empty());
 }

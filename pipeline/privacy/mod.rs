@@ -362,12 +362,15 @@ fn find(chars: &[char]) -> Vec<(PiiType, Range<usize>)> {
         let shape_name = name.filter(|_| !not_personal(chars, &run.groups));
         for (groups, kind) in numbers::split(&run, shape_name) {
             let part = &run.groups[groups];
-            let digits: usize = part.iter().map(|g| g.digits.len()).sum();
+            let number: String = part.iter().map(|g| g.digits.as_str()).collect();
             let pii = match kind {
+                // 13-19 digits that fail Luhn are a card by length only: what the words
+                // before called it decides (an ID number with a digit misheard).
+                Some(PiiType::Card) if !numbers::luhn_valid(&number) => name.or(kind),
                 Some(kind) => Some(kind),
                 None => match last.filter(|_| !not_personal(chars, part)) {
-                    Some(named) if digits >= NAMED_MIN_DIGITS => Some(named),
-                    _ => (digits >= LONG_NUMBER_DIGITS).then_some(PiiType::Number),
+                    Some(named) if number.len() >= NAMED_MIN_DIGITS => Some(named),
+                    _ => (number.len() >= LONG_NUMBER_DIGITS).then_some(PiiType::Number),
                 },
             };
             if let Some(pii) = pii {
