@@ -21,7 +21,8 @@ fn each_input(target: &str, check: fn(&[u8])) -> usize {
 
 #[test]
 fn seeds_and_past_findings_pass_every_fuzz_check() {
-    let targets: [(&str, fn(&[u8])); 5] = [
+    type Check = fn(&[u8]);
+    let targets: [(&str, Check); 5] = [
         ("wav_decode", checks::wav_decode),
         ("manifest", checks::manifest),
         ("config", checks::config),

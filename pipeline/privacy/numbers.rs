@@ -242,7 +242,7 @@ pub fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A birth date (YYYYMMDD) where an ID number has one: years 1900-2099.
@@ -289,8 +289,10 @@ pub fn classify(digits: &str, name: Option<PiiType>) -> Option<PiiType> {
 pub fn split(run: &Run, name: Option<PiiType>) -> Vec<(Range<usize>, Option<PiiType>)> {
     const MAX_GROUPS_PER_NUMBER: usize = 24;
     let g = &run.groups;
-    // best[i]: (digits covered, -pieces) over groups[..i], with the cut that got it.
-    let mut best: Vec<((usize, isize), Option<(usize, Option<PiiType>)>)> = vec![((0, 0), None); g.len() + 1];
+    // best[i]: (digits covered, -pieces) over groups[..i], and the last part of the cut that
+    // got it: where it starts and its type.
+    type Best = ((usize, isize), Option<(usize, Option<PiiType>)>);
+    let mut best: Vec<Best> = vec![((0, 0), None); g.len() + 1];
     for i in 1..=g.len() {
         best[i] = (best[i - 1].0, Some((i - 1, None)));
         let mut digits = String::new();
