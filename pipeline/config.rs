@@ -161,6 +161,7 @@ impl Config {
             ("scorecard.max_agent_interruptions", self.scorecard.max_agent_interruptions as f64, 0.0..=10_000.0),
             ("scorecard.agent_interruption_points", self.scorecard.agent_interruption_points, 0.0..=100.0),
             ("scorecard.fast_speech_points", self.scorecard.fast_speech_points, 0.0..=100.0),
+            ("scorecard.review_below_score", self.scorecard.review_below_score, 0.0..=100.0),
             ("privacy.utterance_gap_s", self.privacy.utterance_gap_s, 0.0..=3600.0),
             ("privacy.audio_pad_s", self.privacy.audio_pad_s, 0.0..=10.0),
         ];

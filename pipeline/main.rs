@@ -100,7 +100,8 @@ enum Command {
         risk_inclusion: f64,
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// TOML configuration (its [privacy] output_access applies to the files written).
+        /// TOML configuration: [scorecard] thresholds flag risky calls; [privacy] output_access
+        /// applies to the files written.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -113,7 +114,8 @@ enum Command {
         /// Seed used if the month has no sample yet.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// TOML configuration (its [privacy] output_access applies to the files written).
+        /// TOML configuration: [scorecard] thresholds flag risky calls; [privacy] output_access
+        /// applies to the files written.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -265,13 +267,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("wrote {} ({:.1} s) and {}", out.display(), truth.duration_s, truth_path.display());
         }
         Command::Sample { out, month, rate, min_per_agent, risk_inclusion, seed, config } => {
-            load_config(config.as_deref())?.privacy.output_access.apply();
+            let config = load_config(config.as_deref())?;
+            config.privacy.output_access.apply();
             anyhow::ensure!(
                 (0.0..=1.0).contains(&rate) && (0.0..=1.0).contains(&risk_inclusion),
                 "--rate and --risk-inclusion are shares between 0 and 1"
             );
             let settings = SampleSettings { rate, min_per_agent, risk_inclusion, seed };
-            let (selected, total) = callqa::review::sample(&out, &month, &settings)?;
+            let (selected, total) = callqa::review::sample(&out, &month, &settings, &config.scorecard)?;
             let risk = selected.iter().filter(|s| s.stratum == "risk").count();
             println!(
                 "{month}: {} of {total} calls selected ({:.1}%; {risk} risk, {} random) -> {}",
@@ -282,8 +285,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Report { out, month, seed, config } => {
-            load_config(config.as_deref())?.privacy.output_access.apply();
-            let files = callqa::review::report(&out, &month, &SampleSettings { seed, ..Default::default() })?;
+            let config = load_config(config.as_deref())?;
+            config.privacy.output_access.apply();
+            let settings = SampleSettings { seed, ..Default::default() };
+            let files = callqa::review::report(&out, &month, &settings, &config.scorecard)?;
             println!(
                 "{} agents; agent_month: {}; report: {}",
                 files.agents.len() - 1,

@@ -15,6 +15,7 @@ use arrow::array::{
     Array, ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
 
+use crate::rules::scorecard::ScorecardSettings;
 use crate::sampling::{self, CallFlags, SampleSettings, Selected};
 use crate::sinks::parquet::{self as pq, SinkError};
 use crate::sinks::schema;
@@ -46,12 +47,9 @@ pub struct CallRow {
     pub qa_score: Option<f64>,
 }
 
-/// Thresholds that make a call risky.
-pub const LONG_SILENCE_S: f64 = 30.0;
-pub const LOW_SCORE: f64 = 80.0;
-
 impl CallRow {
-    pub fn reasons(&self) -> Vec<&'static str> {
+    /// What makes the call a risk for review, by the scorecard's thresholds.
+    pub fn reasons(&self, s: &ScorecardSettings) -> Vec<&'static str> {
         let mut r = Vec::new();
         if self.forbidden_hits.unwrap_or(0) > 0 {
             r.push("forbidden_phrase");
@@ -59,13 +57,13 @@ impl CallRow {
         if self.required_missing.unwrap_or(0) > 0 {
             r.push("required_phrase_missing");
         }
-        if self.silence_max_s >= LONG_SILENCE_S {
+        if self.silence_max_s >= s.long_silence_s {
             r.push("long_silence");
         }
-        if self.interruptions_by_agent.unwrap_or(0) > 0 {
+        if self.interruptions_by_agent.unwrap_or(0) > s.max_agent_interruptions as i32 {
             r.push("agent_interruptions");
         }
-        if self.qa_score.is_some_and(|s| s < LOW_SCORE) {
+        if self.qa_score.is_some_and(|score| score < s.review_below_score) {
             r.push("low_qa_score");
         }
         r
@@ -162,11 +160,16 @@ pub fn read_samples(out: &Path, month: &str) -> Result<Vec<Selected>, ReviewErro
 }
 
 /// Draw (or extend) the month's sample and write `OUT/samples/month=YYYY-MM/samples.parquet`.
-pub fn sample(out: &Path, month: &str, settings: &SampleSettings) -> Result<(Vec<Selected>, usize), ReviewError> {
+pub fn sample(
+    out: &Path,
+    month: &str,
+    settings: &SampleSettings,
+    scorecard: &ScorecardSettings,
+) -> Result<(Vec<Selected>, usize), ReviewError> {
     let calls = month_calls(out, month)?;
     let flags: Vec<CallFlags> = calls
         .iter()
-        .map(|c| CallFlags { call_id: c.call_id.clone(), agent_id: c.agent_id.clone(), reasons: c.reasons() })
+        .map(|c| CallFlags { call_id: c.call_id.clone(), agent_id: c.agent_id.clone(), reasons: c.reasons(scorecard) })
         .collect();
     let previous: HashSet<String> = read_samples(out, month)?.into_iter().map(|s| s.call_id).collect();
     let selected = sampling::select(&flags, &previous, settings);
@@ -235,6 +238,7 @@ fn summarise(
     calls: &[&CallRow],
     sampled: &[&Selected],
     verdicts: &HashMap<String, bool>,
+    scorecard: &ScorecardSettings,
 ) -> AgentMonth {
     let n = calls.len().max(1) as f64;
     let share = |f: &dyn Fn(&CallRow) -> bool| calls.iter().filter(|c| f(c)).count() as f64 / n;
@@ -247,8 +251,10 @@ fn summarise(
         sampled: sampled.len(),
         forbidden_rate: share(&|c| c.forbidden_hits.unwrap_or(0) > 0),
         required_missing_rate: share(&|c| c.required_missing.unwrap_or(0) > 0),
-        long_silence_rate: share(&|c| c.silence_max_s >= LONG_SILENCE_S),
-        agent_interruption_rate: share(&|c| c.interruptions_by_agent.unwrap_or(0) > 0),
+        long_silence_rate: share(&|c| c.silence_max_s >= scorecard.long_silence_s),
+        agent_interruption_rate: share(&|c| {
+            c.interruptions_by_agent.unwrap_or(0) > scorecard.max_agent_interruptions as i32
+        }),
         mean_qa_score: (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64),
         evaluated: observations.len(),
         fail_rate: sampling::weighted_rate(&observations),
@@ -263,11 +269,16 @@ pub struct ReportFiles {
 }
 
 /// Build `agent_month` and the HTML report for a month (drawing the sample first if needed).
-pub fn report(out: &Path, month: &str, settings: &SampleSettings) -> Result<ReportFiles, ReviewError> {
+pub fn report(
+    out: &Path,
+    month: &str,
+    settings: &SampleSettings,
+    scorecard: &ScorecardSettings,
+) -> Result<ReportFiles, ReviewError> {
     let calls = month_calls(out, month)?;
     let mut samples = read_samples(out, month)?;
     if samples.is_empty() {
-        samples = sample(out, month, settings)?.0;
+        samples = sample(out, month, settings, scorecard)?.0;
     }
     let verdicts = read_evaluations(out)?;
     let mut agents: Vec<AgentMonth> = Vec::new();
@@ -277,11 +288,12 @@ pub fn report(out: &Path, month: &str, settings: &SampleSettings) -> Result<Repo
     }
     let sampled_by_agent = sampling::by_agent(&samples);
     for (agent, rows) in &by_agent {
-        agents.push(summarise(agent, rows, sampled_by_agent.get(agent).map_or(&[][..], Vec::as_slice), &verdicts));
+        let sampled = sampled_by_agent.get(agent).map_or(&[][..], Vec::as_slice);
+        agents.push(summarise(agent, rows, sampled, &verdicts, scorecard));
     }
     let everyone: Vec<&CallRow> = calls.iter().collect();
     let all_samples: Vec<&Selected> = samples.iter().collect();
-    agents.push(summarise("ALL", &everyone, &all_samples, &verdicts));
+    agents.push(summarise("ALL", &everyone, &all_samples, &verdicts, scorecard));
 
     let agent_month = out.join("agent_month").join(format!("month={month}")).join("agent_month.parquet");
     pq::write_file(&agent_month, &pq::without_column(agent_month_batch(month, &agents)?, "month"))?;
@@ -452,4 +464,31 @@ fn render_html(
     }
     h.push_str("</table><p><small>Weights are 1 / inclusion probability: use them for any rate estimated from the reviewed calls.</small></p></body></html>\n");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn risk_reasons_follow_the_scorecard_thresholds() {
+        let call = CallRow {
+            call_id: "c".into(),
+            agent_id: "a".into(),
+            call_date: "2026-10-01".into(),
+            forbidden_hits: Some(0),
+            required_missing: Some(0),
+            silence_max_s: 20.0,
+            interruptions_by_agent: Some(2),
+            qa_score: Some(85.0),
+        };
+        assert!(call.reasons(&ScorecardSettings::default()).is_empty());
+        let strict = ScorecardSettings {
+            long_silence_s: 15.0,
+            max_agent_interruptions: 1,
+            review_below_score: 90.0,
+            ..Default::default()
+        };
+        assert_eq!(call.reasons(&strict), ["long_silence", "agent_interruptions", "low_qa_score"]);
+    }
 }

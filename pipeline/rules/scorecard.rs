@@ -22,6 +22,9 @@ pub struct ScorecardSettings {
     pub agent_interruption_points: f64,
     /// Any fast_speech event of the agent deducts this. Default 3.
     pub fast_speech_points: f64,
+    /// `callqa sample` and `report` flag a call as a risk for human review when its qa_score
+    /// is below this (and when it crosses any threshold above). Default 80.
+    pub review_below_score: f64,
 }
 
 impl Default for ScorecardSettings {
@@ -32,6 +35,7 @@ impl Default for ScorecardSettings {
             max_agent_interruptions: 2,
             agent_interruption_points: 5.0,
             fast_speech_points: 3.0,
+            review_below_score: 80.0,
         }
     }
 }
