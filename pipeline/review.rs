@@ -244,7 +244,12 @@ fn summarise(
     let share = |f: &dyn Fn(&CallRow) -> bool| calls.iter().filter(|c| f(c)).count() as f64 / n;
     let scores: Vec<f64> = calls.iter().filter_map(|c| c.qa_score).collect();
     let observations: Vec<(bool, f64)> =
-        sampled.iter().filter_map(|s| verdicts.get(&s.call_id).map(|passed| (!passed, s.inclusion_prob))).collect();
+        // Top-ups have no known inclusion probability: their verdicts stay out of the estimate.
+        sampled
+            .iter()
+            .filter(|s| s.in_design())
+            .filter_map(|s| verdicts.get(&s.call_id).map(|passed| (!passed, s.inclusion_prob)))
+            .collect();
     AgentMonth {
         agent_id: agent_id.into(),
         calls: calls.len(),
@@ -452,17 +457,17 @@ fn render_html(
             .unwrap_or_default();
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{:.1}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&s.call_id),
             escape(&s.agent_id),
             s.stratum,
             s.stratum,
-            1.0 / s.inclusion_prob,
+            if s.in_design() { format!("{:.1}", 1.0 / s.inclusion_prob) } else { "-".into() },
             escape(&s.reason),
             if moments.is_empty() { "-".into() } else { moments.join("<br>") }
         );
     }
-    h.push_str("</table><p><small>Weights are 1 / inclusion probability: use them for any rate estimated from the reviewed calls.</small></p></body></html>\n");
+    h.push_str("</table><p><small>Weights are 1 / inclusion probability: use them for any rate estimated from the reviewed calls. Top-ups (weight -) were chosen to reach a minimum, not drawn by the design: they are left out of the estimates.</small></p></body></html>\n");
     h
 }
 

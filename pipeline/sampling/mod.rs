@@ -14,7 +14,10 @@
 //!
 //! Because `π` is known per call, Horvitz-Thompson / Hájek weighted estimates from the human
 //! verdicts are unbiased for the whole month, however hard the risk stratum is oversampled
-//! ([`weighted_rate`]).
+//! ([`weighted_rate`]). That holds for the calls the design drew (`u < π`) only: a top-up,
+//! or a call kept from an earlier run whose `π` has since fallen below its `u`, was chosen by
+//! another rule with no known probability. They are reviewed and coached like the others
+//! but left out of the weighted estimates ([`Selected::in_design`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -38,6 +41,18 @@ pub struct Selected {
     pub inclusion_prob: f64,
     pub reason: String,
 }
+
+impl Selected {
+    /// Drawn by the design (`u < π`), so `inclusion_prob` is the probability it was chosen
+    /// with and its verdict belongs in weighted estimates; false for top-ups and for calls
+    /// kept from an earlier run that the current design would not draw.
+    pub fn in_design(&self) -> bool {
+        self.reason.ends_with(SAMPLED)
+    }
+}
+
+/// How a call was chosen, at the end of `Selected::reason`.
+const SAMPLED: &str = "sampled";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SampleSettings {
@@ -81,7 +96,7 @@ pub fn select(calls: &[CallFlags], previous: &HashSet<String>, s: &SampleSetting
         .zip(calls)
         .map(|(&(u, p), c)| {
             if u < p {
-                Some("sampled")
+                Some(SAMPLED)
             } else if previous.contains(&c.call_id) {
                 Some("kept from an earlier run")
             } else {

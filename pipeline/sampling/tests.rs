@@ -82,7 +82,8 @@ fn weighted_estimates_recover_the_true_rate_within_their_interval() {
         let (calls, fails) = month(30, 200, 0.1, 100 + seed);
         let truth = fails.values().filter(|&&f| f).count() as f64 / fails.len() as f64;
         let selected = select(&calls, &HashSet::new(), &SampleSettings { seed, ..Default::default() });
-        let obs: Vec<(bool, f64)> = selected.iter().map(|c| (fails[&c.call_id], c.inclusion_prob)).collect();
+        let obs: Vec<(bool, f64)> =
+            selected.iter().filter(|c| c.in_design()).map(|c| (fails[&c.call_id], c.inclusion_prob)).collect();
         let e = weighted_rate(&obs).unwrap();
         let unweighted = obs.iter().filter(|o| o.0).count() as f64 / obs.len() as f64;
         assert!(unweighted > truth * 1.5, "the naive rate is biased by oversampling ({unweighted} vs {truth})");
@@ -91,6 +92,27 @@ fn weighted_estimates_recover_the_true_rate_within_their_interval() {
         }
     }
     assert!(covered as f64 / runs as f64 >= 0.85, "covered {covered} of {runs}");
+}
+
+#[test]
+fn top_ups_are_reviewed_but_left_out_of_the_design() {
+    // A minimum of 20 of an agent's 40 calls gives π = 0.5: chance leaves some agents short.
+    let (calls, _) = month(10, 40, 0.1, 5);
+    let s = SampleSettings { min_per_agent: 20, ..Default::default() };
+    let selected = select(&calls, &HashSet::new(), &s);
+    let top_ups: Vec<&Selected> = selected.iter().filter(|c| c.reason.ends_with("top-up")).collect();
+    assert!(!top_ups.is_empty());
+    assert!(top_ups.iter().all(|c| !c.in_design()));
+    // Everything else was drawn by its own probability: u < π.
+    for c in selected.iter().filter(|c| c.in_design()) {
+        assert!(prn(s.seed, &c.call_id) < c.inclusion_prob, "{c:?}");
+    }
+    // A call kept from an earlier run that the design would not draw now is not in it either.
+    let undrawn = calls.iter().find(|c| !selected.iter().any(|s| s.call_id == c.call_id)).unwrap();
+    let previous = HashSet::from([undrawn.call_id.clone()]);
+    let again = select(&calls, &previous, &s);
+    let kept = again.iter().find(|c| c.call_id == undrawn.call_id).unwrap();
+    assert!(kept.reason.ends_with("kept from an earlier run") && !kept.in_design());
 }
 
 #[test]

@@ -127,7 +127,7 @@ pub fn samples() -> Table {
                 "inclusion_prob",
                 DataType::Float64,
                 false,
-                "Probability the design gave this call of being selected; weight = 1 / inclusion_prob.",
+                "Probability the design gave this call of being selected; weight = 1 / inclusion_prob. Only for calls the design drew (reason ending in 'sampled'): top-ups and calls kept from an earlier run were chosen otherwise, so leave them out of weighted estimates.",
             ),
             col(
                 "reason",
