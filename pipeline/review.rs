@@ -48,6 +48,14 @@ pub struct CallRow {
 }
 
 impl CallRow {
+    fn long_silence(&self, s: &ScorecardSettings) -> bool {
+        self.silence_max_s >= s.long_silence_s
+    }
+
+    fn too_many_agent_interruptions(&self, s: &ScorecardSettings) -> bool {
+        self.interruptions_by_agent.unwrap_or(0) > s.max_agent_interruptions as i32
+    }
+
     /// What makes the call a risk for review, by the scorecard's thresholds.
     pub fn reasons(&self, s: &ScorecardSettings) -> Vec<&'static str> {
         let mut r = Vec::new();
@@ -57,10 +65,10 @@ impl CallRow {
         if self.required_missing.unwrap_or(0) > 0 {
             r.push("required_phrase_missing");
         }
-        if self.silence_max_s >= s.long_silence_s {
+        if self.long_silence(s) {
             r.push("long_silence");
         }
-        if self.interruptions_by_agent.unwrap_or(0) > s.max_agent_interruptions as i32 {
+        if self.too_many_agent_interruptions(s) {
             r.push("agent_interruptions");
         }
         if self.qa_score.is_some_and(|score| score < s.review_below_score) {
@@ -243,23 +251,20 @@ fn summarise(
     let n = calls.len().max(1) as f64;
     let share = |f: &dyn Fn(&CallRow) -> bool| calls.iter().filter(|c| f(c)).count() as f64 / n;
     let scores: Vec<f64> = calls.iter().filter_map(|c| c.qa_score).collect();
-    let observations: Vec<(bool, f64)> =
-        // Top-ups have no known inclusion probability: their verdicts stay out of the estimate.
-        sampled
-            .iter()
-            .filter(|s| s.in_design())
-            .filter_map(|s| verdicts.get(&s.call_id).map(|passed| (!passed, s.inclusion_prob)))
-            .collect();
+    // Top-ups have no known inclusion probability: their verdicts stay out of the estimate.
+    let observations: Vec<(bool, f64)> = sampled
+        .iter()
+        .filter(|s| s.in_design())
+        .filter_map(|s| verdicts.get(&s.call_id).map(|passed| (!passed, s.inclusion_prob)))
+        .collect();
     AgentMonth {
         agent_id: agent_id.into(),
         calls: calls.len(),
         sampled: sampled.len(),
         forbidden_rate: share(&|c| c.forbidden_hits.unwrap_or(0) > 0),
         required_missing_rate: share(&|c| c.required_missing.unwrap_or(0) > 0),
-        long_silence_rate: share(&|c| c.silence_max_s >= scorecard.long_silence_s),
-        agent_interruption_rate: share(&|c| {
-            c.interruptions_by_agent.unwrap_or(0) > scorecard.max_agent_interruptions as i32
-        }),
+        long_silence_rate: share(&|c| c.long_silence(scorecard)),
+        agent_interruption_rate: share(&|c| c.too_many_agent_interruptions(scorecard)),
         mean_qa_score: (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64),
         evaluated: observations.len(),
         fail_rate: sampling::weighted_rate(&observations),

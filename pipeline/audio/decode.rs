@@ -156,6 +156,26 @@ fn check_format(f: &Format) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// The chunks of a file callqa can read: a format it supports and a whole `data` chunk.
+fn accepted_chunks(bytes: &[u8]) -> Result<Chunks<'_>, DecodeError> {
+    let chunks = riff_chunks(bytes)?;
+    let format = &chunks.format;
+    check_format(format)?;
+    if !matches!(format.tag, FORMAT_PCM | FORMAT_FLOAT | FORMAT_MULAW | FORMAT_ALAW) {
+        return Err(DecodeError::Unsupported(format!(
+            "WAV format tag {} (supported: PCM, IEEE float, G.711 mu-law/A-law)",
+            format.tag
+        )));
+    }
+    if chunks.clipped {
+        return Err(DecodeError::Corrupt(format!(
+            "data chunk declares more bytes than the file holds ({} present)",
+            chunks.data.len()
+        )));
+    }
+    Ok(chunks)
+}
+
 /// Where a WAV file's samples are and how they are stored: enough to edit them in place
 /// (muting a stretch keeps every other byte of the recording as it was).
 #[derive(Debug, Clone, PartialEq)]
@@ -178,18 +198,14 @@ impl SampleLayout {
 
 /// The layout of a file [`decode_wav`] accepts (same checks, no decoding).
 pub fn sample_layout(bytes: &[u8]) -> Result<SampleLayout, DecodeError> {
-    let Chunks { format, data, clipped, .. } = riff_chunks(bytes)?;
-    check_format(&format)?;
-    if clipped {
-        return Err(DecodeError::Corrupt("data chunk declares more bytes than the file holds".into()));
-    }
+    let Chunks { format, data, .. } = accepted_chunks(bytes)?;
     let sample_bytes = (format.bits as usize).div_ceil(8);
+    // check_format has held the bits to what each tag allows.
     let silence = match (format.tag, format.bits) {
-        (FORMAT_MULAW, 8) => vec![0xFF],
-        (FORMAT_ALAW, 8) => vec![0xD5],
+        (FORMAT_MULAW, _) => vec![0xFF],
+        (FORMAT_ALAW, _) => vec![0xD5],
         (FORMAT_PCM, 8) => vec![0x80],
-        (FORMAT_PCM, 16 | 24 | 32) | (FORMAT_FLOAT, 32) => vec![0; sample_bytes],
-        (tag, bits) => return Err(DecodeError::Unsupported(format!("format tag {tag} with {bits} bits per sample"))),
+        _ => vec![0; sample_bytes],
     };
     let start = data.as_ptr() as usize - bytes.as_ptr() as usize;
     let frame = sample_bytes * format.channels as usize;
@@ -205,20 +221,7 @@ pub fn sample_layout(bytes: &[u8]) -> Result<SampleLayout, DecodeError> {
 
 /// Decode a whole WAV file held in memory.
 pub fn decode_wav(bytes: &[u8], max_duration_s: f64) -> Result<DecodedAudio, DecodeError> {
-    let Chunks { format, fmt_chunk, data, clipped, plain } = riff_chunks(bytes)?;
-    check_format(&format)?;
-    if !matches!(format.tag, FORMAT_PCM | FORMAT_FLOAT | FORMAT_MULAW | FORMAT_ALAW) {
-        return Err(DecodeError::Unsupported(format!(
-            "WAV format tag {} (supported: PCM, IEEE float, G.711 mu-law/A-law)",
-            format.tag
-        )));
-    }
-    if clipped {
-        return Err(DecodeError::Corrupt(format!(
-            "data chunk declares more bytes than the file holds ({} present)",
-            data.len()
-        )));
-    }
+    let Chunks { format, fmt_chunk, data, plain, .. } = accepted_chunks(bytes)?;
     let channel_count = format.channels as usize;
     let bytes_per_frame = (format.bits as usize).div_ceil(8) * channel_count;
     let frames = data.len() / bytes_per_frame;

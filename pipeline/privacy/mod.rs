@@ -389,15 +389,20 @@ fn find(chars: &[char]) -> Vec<(PiiType, Range<usize>)> {
 pub fn redact_text(text: &str) -> (String, Vec<PiiType>) {
     let chars: Vec<char> = text.chars().collect();
     let found = find(&chars);
+    (replace(&chars, &found), found.into_iter().map(|(p, _)| p).collect())
+}
+
+/// `chars` with each (type, range) replaced by the type's placeholder; ranges in order.
+fn replace(chars: &[char], found: &[(PiiType, Range<usize>)]) -> String {
     let mut out = String::new();
     let mut at = 0;
-    for (pii, range) in &found {
+    for (pii, range) in found {
         out.extend(&chars[at..range.start]);
         out.push_str(pii.placeholder());
         at = range.end;
     }
     out.extend(&chars[at..]);
-    (out, found.into_iter().map(|(p, _)| p).collect())
+    out
 }
 
 /// Groups of one speaker's utterances close enough in time for a number to run across them.
@@ -516,17 +521,11 @@ fn redact_matched_texts(events: &mut [Event], spans: &[PiiSpan]) {
             .find(|s| Some(s.speaker) == event.speaker && s.start_s < event.end_s && event.start_s < s.end_s);
         if let Some(span) = overlapping {
             let chars: Vec<char> = text.chars().collect();
-            let mut out = String::new();
-            let runs = numbers::runs(&chars);
-            let mut at = 0;
-            for run in &runs {
-                let r = run.groups[0].chars.start..run.groups.last().unwrap().chars.end;
-                out.extend(&chars[at..r.start]);
-                out.push_str(span.pii.placeholder());
-                at = r.end;
-            }
-            out.extend(&chars[at..]);
-            *text = out;
+            let digits: Vec<(PiiType, Range<usize>)> = numbers::runs(&chars)
+                .iter()
+                .map(|run| (span.pii, run.groups[0].chars.start..run.groups[run.groups.len() - 1].chars.end))
+                .collect();
+            *text = replace(&chars, &digits);
         }
     }
 }
