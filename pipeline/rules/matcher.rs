@@ -111,7 +111,7 @@ mod tests {
     use super::*;
 
     fn stream(text: &str) -> Vec<Unit> {
-        units(text, 0)
+        units(text)
     }
 
     #[test]

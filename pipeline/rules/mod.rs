@@ -151,10 +151,8 @@ fn streams(utterances: &[Utterance]) -> Vec<Stream> {
                 } else {
                     u.tokens.iter().map(|t| (t.start_s, t.end_s, t.text.as_str())).collect()
                 };
-                for (start, end, text) in pieces {
-                    stream.units.extend(units::units(text, stream.tokens.len()));
-                    stream.tokens.push((start, end, text.to_string()));
-                }
+                stream.units.extend(units::utterance_units(pieces.iter().map(|p| p.2), stream.tokens.len()));
+                stream.tokens.extend(pieces.into_iter().map(|(start, end, text)| (start, end, text.to_string())));
             }
             stream
         })
@@ -209,7 +207,7 @@ fn find_hits(rule: &PhraseRule, streams: &[Stream], settings: &MatchSettings) ->
     for stream in streams.iter().filter(|s| rule.speaker.covers(s.speaker)) {
         let mut taken: Vec<Match> = Vec::new();
         for pattern in &rule.patterns {
-            let phrase = units::units(pattern, 0);
+            let phrase = units::units(pattern);
             let chinese = phrase.iter().any(|u| u.text.chars().any(crate::textnorm::is_han));
             let ratio = if chinese { settings.max_edit_ratio_zh } else { settings.max_edit_ratio_words };
             let mut found = matcher::find_exact(&stream.units, &phrase);
@@ -221,7 +219,7 @@ fn find_hits(rule: &PhraseRule, streams: &[Stream], settings: &MatchSettings) ->
                 found.extend(fuzzy);
             }
             for m in found {
-                let (first, last) = (stream.units[m.start].token, stream.units[m.end - 1].token);
+                let (first, last) = (stream.units[m.start].first_token, stream.units[m.end - 1].last_token);
                 let text: String =
                     stream.tokens[first..=last].iter().map(|t| t.2.as_str()).collect::<String>().trim().to_string();
                 hits.push(Hit {

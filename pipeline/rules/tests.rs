@@ -73,6 +73,37 @@ fn forbidden_hits_carry_word_times_match_type_and_points_once() {
     assert_eq!((fuzzy.points, exact.points), (Some(10.0), Some(0.0)), "a rule deducts once per call");
 }
 
+/// An utterance from explicit (text, start_s, end_s) tokens.
+fn tokenised(speaker: Speaker, tokens: &[(&str, f64, f64)]) -> Utterance {
+    let tokens: Vec<TimedToken> =
+        tokens.iter().map(|&(text, start_s, end_s)| TimedToken { text: text.into(), start_s, end_s }).collect();
+    let text = tokens.iter().map(|t| t.text.as_str()).collect::<String>().trim().to_string();
+    let (start_s, end_s) = (tokens[0].start_s, tokens[tokens.len() - 1].end_s);
+    Utterance { speaker, start_s, end_s, text, avg_logprob: -0.2, no_speech_prob: 0.01, tokens }
+}
+
+#[test]
+fn phrases_match_across_sub_word_and_number_tokens_with_the_words_times() {
+    let english = tokenised(
+        Speaker::Agent,
+        &[(" Thank", 1.0, 1.2), (" you", 1.2, 1.4), (" for", 1.4, 1.6), (" wait", 1.6, 1.9), ("ing", 1.9, 2.1)],
+    );
+    let events = run(&[rule(RuleKind::Forbidden, SpeakerScope::Agent, &["thank you for waiting"])], &[english], 10.0);
+    assert_eq!(events.len(), 1);
+    assert_eq!((events[0].start_s, events[0].end_s), (1.0, 2.1));
+    assert_eq!(events[0].match_type, Some("exact"));
+    // "三百" + "零五" is 305 however the rule writes it, and only the number's tokens are hit.
+    let chinese = tokenised(
+        Speaker::Agent,
+        &[("退", 3.0, 3.2), ("款", 3.2, 3.4), ("三百", 3.4, 3.8), ("零五", 3.8, 4.2), ("元", 4.2, 4.4)],
+    );
+    for pattern in ["305", "三百零五", "三零五"] {
+        let events = run(&[rule(RuleKind::Forbidden, SpeakerScope::Agent, &[pattern])], &[chinese.clone()], 10.0);
+        assert_eq!(events.len(), 1, "{pattern}");
+        assert_eq!((events[0].start_s, events[0].end_s, events[0].matched_text.as_deref()), (3.4, 4.2, Some("三百零五")));
+    }
+}
+
 #[test]
 fn speaker_scope_keeps_customer_words_out_of_agent_rules() {
     let u = [utt(Speaker::Customer, 5.0, 8.0, "不关我的事"), utt(Speaker::Agent, 9.0, 12.0, "您好请问")];
