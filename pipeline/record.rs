@@ -134,9 +134,17 @@ pub struct TranscribedCall {
     /// The Whisper model's name; `None` when transcription did not run.
     pub model: Option<String>,
     pub language: Option<String>,
+    /// Each transcribed channel's language (the one detected on most of its speech).
+    pub channel_languages: Vec<(Speaker, String)>,
     pub utterances: Vec<Utterance>,
     pub dropped: crate::asr::filter::DropCounts,
     pub timings: StageTimes,
+}
+
+impl TranscribedCall {
+    pub fn channel_language(&self, speaker: Speaker) -> Option<&str> {
+        self.channel_languages.iter().find(|(s, _)| *s == speaker).map(|(_, l)| l.as_str())
+    }
 }
 
 /// The scorecard of a transcribed call.
@@ -178,6 +186,7 @@ impl ScoredCall {
                 speech: vec![],
                 model: None,
                 language: None,
+                channel_languages: vec![],
                 utterances,
                 dropped: Default::default(),
                 timings: Default::default(),
@@ -241,6 +250,8 @@ pub enum EventKind {
     MetricThreshold,
     /// Personal data was redacted here (see [`crate::privacy`]).
     Pii,
+    /// The call or a channel is in a language no phrase rule covers: qa_score is left null.
+    NoRulesForLanguage,
 }
 
 impl EventKind {
@@ -253,6 +264,7 @@ impl EventKind {
             EventKind::RequiredPhraseMissing => "required_phrase_missing",
             EventKind::MetricThreshold => "metric_threshold",
             EventKind::Pii => "pii",
+            EventKind::NoRulesForLanguage => "no_rules_for_language",
         }
     }
 }

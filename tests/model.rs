@@ -82,3 +82,49 @@ fn speech_whisper_passes_over_in_a_window_is_decoded_on_its_own() {
     let error = cer(&reference(FAR), &text);
     assert!(error <= 0.5, "CER {error:.3} for {text:?}");
 }
+
+/// `asr.languages` bounds detection, and a call in a language without phrase rules gets a
+/// null score and an event saying why, never a silent 100.
+#[test]
+fn detection_keeps_to_asr_languages_and_calls_without_rules_get_no_score() {
+    use callqa::asr::{AsrSettings, Transcriber};
+    use callqa::config::Config;
+    use callqa::record::{CallSource, EventKind};
+    use callqa::run::stages::{process_call, Asr};
+
+    let score = |file: &str, languages: &[&str]| {
+        let settings = AsrSettings {
+            languages: languages.iter().map(|l| l.to_string()).collect(),
+            beam_size: 1,
+            ..Default::default()
+        };
+        let t = Transcriber::load(&model("base", "q8_0"), settings.clone()).unwrap();
+        let mut worker = t.worker(2).unwrap();
+        let config = Config { asr: settings, ..Config::default() };
+        let source = CallSource {
+            call_id: file.into(),
+            path: corpus(file),
+            agent_id: None,
+            started_at: None,
+            call_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            agent_channel: None,
+        };
+        let asr = Asr { decoder: &mut worker, settings: &config.asr, model_name: "base", threads: 2 };
+        process_call(&source, std::fs::read(corpus(file)).unwrap(), String::new(), &config, Some(asr)).unwrap()
+    };
+    let zh = score(AISHELL, &["zh", "en"]);
+    assert_eq!(zh.call.language.as_deref(), Some("zh"));
+    assert!(zh.scores.is_some());
+    assert!(!zh.events.iter().any(|e| e.kind == EventKind::NoRulesForLanguage));
+    let en = score(JFK, &["zh", "en"]);
+    assert_eq!(en.call.language.as_deref(), Some("en"));
+    // Mandarin speech in a centre configured for Japanese and Korean only: detection stays in
+    // the list, and no default rule covers either language.
+    let unruled = score(AISHELL, &["ja", "ko"]);
+    let language = unruled.call.language.clone().unwrap();
+    assert!(["ja", "ko"].contains(&language.as_str()), "{language}");
+    assert_eq!(unruled.scores, None);
+    let events: Vec<_> = unruled.events.iter().filter(|e| e.kind == EventKind::NoRulesForLanguage).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].detail.contains(&format!("{language:?}")), "{}", events[0].detail);
+}

@@ -154,6 +154,10 @@ fn calls_table_describes_each_recording() {
         assert_eq!(row["codec"], codec, "{id}");
         assert_eq!(row["channels"], channels, "{id}");
         assert_eq!(row["language"], language, "{id}");
+        for column in ["agent_language", "customer_language"] {
+            let expected = if channels == 2 { Value::from(language) } else { Value::Null };
+            assert_eq!(row.get(column).cloned().unwrap_or(Value::Null), expected, "{id}.{column}");
+        }
         assert_eq!(row["sample_rate_hz"], 8000);
         let duration = row["duration_s"].as_f64().unwrap();
         assert!((duration - b.truths[id].duration_s).abs() < 0.01, "{id}: {duration}");

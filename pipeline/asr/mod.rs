@@ -35,6 +35,10 @@ pub struct AsrSettings {
     /// Spoken language: "auto" (detect per window) or a Whisper code such as "zh" or "en".
     /// Default "auto".
     pub language: String,
+    /// The languages the centre speaks: detection picks the most probable of these
+    /// (Whisper's language probabilities restricted to the list), so noise on a channel is
+    /// never "nn" (Nynorsk). Empty = any of Whisper's languages. Default ["zh", "en"].
+    pub languages: Vec<String>,
     /// Beam width; 1 is greedy decoding. Default 5.
     pub beam_size: u32,
     /// Re-decode at higher temperature when a window decodes badly (repetition, low
@@ -81,6 +85,7 @@ impl Default for AsrSettings {
     fn default() -> Self {
         AsrSettings {
             language: "auto".into(),
+            languages: vec!["zh".into(), "en".into()],
             beam_size: 5,
             temperature_fallback: true,
             threads: 0,
@@ -202,8 +207,12 @@ fn context_params(
 
 impl Transcriber {
     pub fn load(path: &Path, settings: AsrSettings) -> Result<Transcriber, AsrError> {
-        if settings.language != "auto" && whisper_rs::get_lang_id(&settings.language).is_none() {
+        let known = |code: &str| whisper_rs::get_lang_id(code).is_some();
+        if settings.language != "auto" && !known(&settings.language) {
             return Err(AsrError::Language(settings.language.clone()));
+        }
+        if let Some(unknown) = settings.languages.iter().find(|code| !known(code)) {
+            return Err(AsrError::Language(unknown.clone()));
         }
         whisper_rs::install_logging_hooks();
         let load_error = |reason: String| AsrError::Load { path: path.to_path_buf(), reason };
@@ -312,7 +321,7 @@ fn skipped_pieces(window: &windows::Window, found: &[Utterance], min_speech_s: f
 }
 
 /// Decoding parameters for one window.
-fn full_params<'a>(s: &'a AsrSettings, threads: u32) -> FullParams<'a, 'a> {
+fn full_params<'a>(s: &'a AsrSettings, threads: u32, language: &'a str) -> FullParams<'a, 'a> {
     let strategy = if s.beam_size > 1 {
         SamplingStrategy::BeamSearch { beam_size: s.beam_size as i32, patience: -1.0 }
     } else {
@@ -320,7 +329,7 @@ fn full_params<'a>(s: &'a AsrSettings, threads: u32) -> FullParams<'a, 'a> {
     };
     let mut p = FullParams::new(strategy);
     p.set_n_threads(threads as i32);
-    p.set_language(Some(&s.language));
+    p.set_language(Some(language));
     p.set_translate(false);
     p.set_no_context(true);
     p.set_token_timestamps(true);
@@ -339,20 +348,47 @@ impl WindowDecoder for AsrWorker<'_> {
     fn decode(&mut self, params: &DecodeParams, audio: &[f32]) -> Result<RawWindow, AsrError> {
         let transcriber = self.transcriber;
         let settings = &transcriber.settings;
-        let mut full = full_params(settings, params.threads.max(1));
+        // The fallback without DTW is rare: its state is made for the window and let go after.
+        let mut plain;
+        let state = if params.dtw || !settings.uses_dtw() {
+            &mut self.state
+        } else {
+            plain = transcriber.new_state(transcriber.plain_context()?)?;
+            &mut plain
+        };
+        let threads = params.threads.max(1);
+        let language = match settings.language.as_str() {
+            "auto" if !settings.languages.is_empty() => detect_among(state, &settings.languages, audio, threads)?,
+            configured => configured.to_string(),
+        };
+        let mut full = full_params(settings, threads, &language);
         if let Some(ctx) = params.audio_ctx {
             full.set_audio_ctx(ctx);
         }
-        let failed = |e: whisper_rs::WhisperError| AsrError::Worker(format!("whisper_full failed: {e}"));
-        if params.dtw || !settings.uses_dtw() {
-            self.state.full(full, audio).map_err(failed)?;
-            return Ok(raw_window(&self.state, transcriber.context.token_eot()));
-        }
-        // The fallback without DTW is rare: its state is made for the window and let go after.
-        let mut plain = transcriber.new_state(transcriber.plain_context()?)?;
-        plain.full(full, audio).map_err(failed)?;
-        Ok(raw_window(&plain, transcriber.context.token_eot()))
+        state.full(full, audio).map_err(|e| AsrError::Worker(format!("whisper_full failed: {e}")))?;
+        Ok(raw_window(state, transcriber.context.token_eot()))
     }
+}
+
+/// The most probable of `allowed` languages for a window. Costs what whisper.cpp's own
+/// detection does (one encoder pass and one decoder step); `full` then skips its detection.
+fn detect_among(state: &mut WhisperState, allowed: &[String], audio: &[f32], threads: u32) -> Result<String, AsrError> {
+    let failed = |e: whisper_rs::WhisperError| AsrError::Worker(format!("language detection failed: {e}"));
+    state.pcm_to_mel(audio, threads as usize).map_err(failed)?;
+    let (_, probabilities) = state.lang_detect(0, threads as usize).map_err(failed)?;
+    Ok(most_probable(allowed, &probabilities))
+}
+
+/// The code in `allowed` with the highest probability (Whisper's language ids index
+/// `probabilities`); the first code when none is known.
+fn most_probable(allowed: &[String], probabilities: &[f32]) -> String {
+    let probability =
+        |code: &String| whisper_rs::get_lang_id(code).and_then(|id| probabilities.get(id as usize).copied());
+    allowed
+        .iter()
+        .max_by(|a, b| probability(a).unwrap_or(-1.0).total_cmp(&probability(b).unwrap_or(-1.0)))
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// A state's segments after `full`, as plain data (text tokens only).
@@ -566,6 +602,19 @@ mod tests {
         // Every piece with enough speech has text: nothing to retry.
         let all = [utterance(1.0, 3.0), utterance(12.5, 19.0), utterance(25.0, 26.0)];
         assert!(skipped_pieces(&w, &all, 1.0).is_empty());
+    }
+
+    #[test]
+    fn detection_keeps_to_the_centres_languages() {
+        let mut probabilities = vec![0.0f32; whisper_rs::get_lang_max_id() as usize + 1];
+        let id = |code: &str| whisper_rs::get_lang_id(code).unwrap() as usize;
+        probabilities[id("nn")] = 0.6;
+        probabilities[id("en")] = 0.15;
+        probabilities[id("zh")] = 0.25;
+        let allowed = ["zh".to_string(), "en".to_string()];
+        assert_eq!(most_probable(&allowed, &probabilities), "zh");
+        probabilities[id("en")] = 0.3;
+        assert_eq!(most_probable(&allowed, &probabilities), "en");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::asr::{self, AsrError, AsrSettings, WindowDecoder};
 use crate::audio::decode::DecodeError;
 use crate::config::Config;
 use crate::record::{
-    AudioFacts, CallFailure, CallSource, ErrorType, EventKind, ScoredCall, Scores, Speaker, SpeechInterval, StageTimes,
+    AudioFacts, CallFailure, CallSource, ErrorType, Event, EventKind, ScoredCall, Scores, Speaker, SpeechInterval, StageTimes,
     TranscribedCall, VoicedCall,
 };
 use crate::{audio, metrics, rules, vad};
@@ -144,9 +144,10 @@ pub fn transcribe(call: VoicedCall, asr: Option<Asr<'_>>) -> Result<TranscribedC
     let mut utterances = Vec::new();
     let mut dropped = asr::filter::DropCounts::default();
     let mut language = None;
+    let mut channel_languages = Vec::new();
     let mut model = None;
     if let Some(asr) = asr {
-        let mut seconds_by_language: Vec<(String, f64)> = Vec::new();
+        let mut detections: Vec<(String, f64)> = Vec::new();
         for (channel, (_, intervals)) in channels.iter().zip(&speech) {
             let transcript = asr::transcribe_channel(
                 asr.decoder,
@@ -168,47 +169,117 @@ pub fn transcribe(call: VoicedCall, asr: Option<Asr<'_>>) -> Result<TranscribedC
             })?;
             utterances.extend(transcript.utterances);
             dropped.add(transcript.dropped);
-            for (lang, seconds) in transcript.languages {
-                match seconds_by_language.iter_mut().find(|(l, _)| *l == lang) {
-                    Some((_, s)) => *s += seconds,
-                    None => seconds_by_language.push((lang, seconds)),
-                }
+            if let Some(channel_language) = most_heard(&transcript.languages) {
+                channel_languages.push((channel.speaker, channel_language));
             }
+            detections.extend(transcript.languages);
         }
         utterances.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
         language = match asr.settings.language.as_str() {
-            "auto" => seconds_by_language.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(l, _)| l),
+            "auto" => most_heard(&detections),
             configured => Some(configured.to_string()),
         };
         model = Some(asr.model_name.to_string());
     }
     drop(channels);
     timings.asr = clock.elapsed().as_secs_f64();
-    Ok(TranscribedCall { source, content_sha256, facts, speech, model, language, utterances, dropped, timings })
+    Ok(TranscribedCall {
+        source,
+        content_sha256,
+        facts,
+        speech,
+        model,
+        language,
+        channel_languages,
+        utterances,
+        dropped,
+        timings,
+    })
+}
+
+/// The language of the most seconds among (language, seconds) detections.
+fn most_heard(detections: &[(String, f64)]) -> Option<String> {
+    let mut totals: Vec<(&str, f64)> = Vec::new();
+    for (language, seconds) in detections {
+        match totals.iter_mut().find(|(l, _)| l == language) {
+            Some((_, total)) => *total += seconds,
+            None => totals.push((language, *seconds)),
+        }
+    }
+    totals.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(l, _)| l.to_string())
+}
+
+/// What scoring reads of a transcribed call: `run` takes it from the stages, `rescore` from
+/// the stored tables.
+pub struct ScoringInput<'a> {
+    pub speech: &'a [(Speaker, Vec<SpeechInterval>)],
+    pub utterances: &'a [crate::record::Utterance],
+    pub duration_s: f64,
+    /// `None` when nothing was transcribed.
+    pub language: Option<&'a str>,
+    pub channel_languages: &'a [(Speaker, String)],
+}
+
+/// Metrics, their events, phrase-rule events and the scorecard. The score is null without
+/// transcription, and when the call's language or the agent's has no phrase rules (an event
+/// `no_rules_for_language` says so): a call nobody could check must not look perfect.
+pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, Vec<Event>, Option<Scores>) {
+    let (metrics, mut events) =
+        metrics::compute(input.speech, input.utterances, input.language, &config.metric_settings());
+    let by_time = |events: &mut Vec<Event>| {
+        events.sort_by(|a, b| a.start_s.total_cmp(&b.start_s).then(a.kind.cmp(&b.kind)));
+    };
+    let Some(language) = input.language else {
+        by_time(&mut events);
+        return (metrics, events, None);
+    };
+    let has_rules = |l: &str| config.phrases.iter().any(|r| r.language.as_deref().is_none_or(|rl| rl == l));
+    let mut unchecked: Vec<(Option<Speaker>, &str)> = Vec::new();
+    if !has_rules(language) {
+        unchecked.push((None, language));
+    }
+    for (speaker, channel_language) in input.channel_languages {
+        if channel_language != language && !has_rules(channel_language) {
+            unchecked.push((Some(*speaker), channel_language));
+        }
+    }
+    events.extend(unchecked.iter().map(|&(speaker, l)| {
+        Event::metric(
+            EventKind::NoRulesForLanguage,
+            speaker,
+            0.0,
+            input.duration_s,
+            format!(
+                "no phrase rules for language {l:?}: qa_score left null (add [[phrases]] with language = {l:?}, \
+                 or list the centre's languages in asr.languages)"
+            ),
+        )
+    }));
+    let scored = unchecked.iter().all(|(speaker, _)| matches!(speaker, Some(Speaker::Customer)));
+    let text =
+        rules::CallText { utterances: input.utterances, speech: input.speech, duration_s: input.duration_s, language };
+    let phrase_events = rules::evaluate(&config.phrases, &config.matching, &text);
+    let count = |kind: EventKind| phrase_events.iter().filter(|e| e.kind == kind).count() as u32;
+    let (forbidden_hits, required_missing) = (count(EventKind::ForbiddenPhrase), count(EventKind::RequiredPhraseMissing));
+    let deductions = rules::scorecard::metric_deductions(&metrics, &events, &config.scorecard);
+    events.extend(phrase_events);
+    events.extend(deductions);
+    let scores = scored.then(|| Scores { forbidden_hits, required_missing, qa_score: rules::scorecard::qa_score(&events) });
+    by_time(&mut events);
+    (metrics, events, scores)
 }
 
 /// Metrics, phrase rules and the scorecard.
 pub fn score(mut call: TranscribedCall, config: &Config) -> ScoredCall {
     let clock = Instant::now();
-    let (metrics, mut events) =
-        metrics::compute(&call.speech, &call.utterances, call.language.as_deref(), &config.metric_settings());
-    let scores = call.language.as_deref().map(|language| {
-        let text = rules::CallText {
-            utterances: &call.utterances,
-            speech: &call.speech,
-            duration_s: call.facts.duration_s,
-            language,
-        };
-        let phrase_events = rules::evaluate(&config.phrases, &config.matching, &text);
-        let count = |kind: EventKind| phrase_events.iter().filter(|e| e.kind == kind).count() as u32;
-        let (forbidden_hits, required_missing) =
-            (count(EventKind::ForbiddenPhrase), count(EventKind::RequiredPhraseMissing));
-        let deductions = rules::scorecard::metric_deductions(&metrics, &events, &config.scorecard);
-        events.extend(phrase_events);
-        events.extend(deductions);
-        Scores { forbidden_hits, required_missing, qa_score: rules::scorecard::qa_score(&events) }
-    });
-    events.sort_by(|a, b| a.start_s.total_cmp(&b.start_s).then(a.kind.cmp(&b.kind)));
+    let input = ScoringInput {
+        speech: &call.speech,
+        utterances: &call.utterances,
+        duration_s: call.facts.duration_s,
+        language: call.language.as_deref(),
+        channel_languages: &call.channel_languages,
+    };
+    let (metrics, events, scores) = assess(&input, config);
     call.timings.metrics_rules = clock.elapsed().as_secs_f64();
     ScoredCall { call, metrics, events, scores }
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::parquet::{batch, date_to_days, SinkError};
 use super::schema;
-use crate::record::ScoredCall;
+use crate::record::{ScoredCall, Speaker};
 
 /// Values shared by every row of a commit.
 pub struct RowContext<'a> {
@@ -50,6 +50,8 @@ pub fn calls(calls: &[ScoredCall], ctx: &RowContext) -> Result<RecordBatch, Sink
         Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.facts.channels as i32))),
         strings(calls.iter().map(|c| c.call.facts.codec)),
         Arc::new(StringArray::from_iter(calls.iter().map(|c| c.call.language.as_deref()))),
+        Arc::new(StringArray::from_iter(calls.iter().map(|c| c.call.channel_language(Speaker::Agent)))),
+        Arc::new(StringArray::from_iter(calls.iter().map(|c| c.call.channel_language(Speaker::Customer)))),
         Arc::new(StringArray::from_iter(calls.iter().map(|c| c.call.model.as_deref()))),
         Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.utterances.len() as i32))),
         Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.dropped.total() as i32))),
