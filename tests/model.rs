@@ -17,11 +17,13 @@ fn base_q8_0_transcribes_jfk_to_the_reference_words() {
 }
 
 #[test]
-fn base_q8_0_transcribes_mandarin_aishell_within_cer_0_15() {
+fn base_q8_0_transcribes_mandarin_aishell_with_at_most_two_wrong_characters() {
     let t = transcriber("q8_0", "zh");
     let text = joined_text(&transcribe_file(&t, &corpus(AISHELL)));
     let error = cer(&reference(AISHELL), &text);
-    assert!(error <= 0.15, "CER {error:.3} for {text:?}");
+    // Measured 0.077: one character of 13.
+    eprintln!("measured aishell: CER {error:.3}");
+    assert!(error <= 0.16, "CER {error:.3} for {text:?}");
     // Output is Simplified even where base writes Traditional.
     assert_eq!(callqa::textnorm::to_simplified(&text), text);
 }
@@ -30,7 +32,9 @@ fn base_q8_0_transcribes_mandarin_aishell_within_cer_0_15() {
 fn language_detection_picks_mandarin_on_auto() {
     let t = transcriber("q8_0", "auto");
     let text = joined_text(&transcribe_file(&t, &corpus(AISHELL)));
-    assert!(cer(&reference(AISHELL), &text) <= 0.15, "{text:?}");
+    let error = cer(&reference(AISHELL), &text);
+    eprintln!("measured aishell auto: CER {error:.3}");
+    assert!(error <= 0.16, "{text:?}");
 }
 
 #[test]
@@ -80,7 +84,9 @@ fn speech_whisper_passes_over_in_a_window_is_decoded_on_its_own() {
     assert!(once.is_empty(), "Whisper no longer skips the far-field sentence ({once:?}): this test needs a new case");
     let text = far_text(AsrSettings::default().retry_min_speech_s);
     let error = cer(&reference(FAR), &text);
-    assert!(error <= 0.5, "CER {error:.3} for {text:?}");
+    // Measured 0.257 on far-field speech.
+    eprintln!("measured far-field retry: CER {error:.3}");
+    assert!(error <= 0.32, "CER {error:.3} for {text:?}");
 }
 
 /// `asr.languages` bounds detection, and a call in a language without phrase rules gets a

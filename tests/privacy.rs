@@ -209,7 +209,8 @@ fn the_muted_copy_is_silent_where_the_numbers_were_said_and_untouched_elsewhere(
         if is_number {
             assert!(covered >= 0.97, "{covered:.2} of {text:?} muted");
         } else {
-            assert!(covered <= 0.35, "{covered:.2} of {text:?} muted");
+            // Measured at most 0.12 (the word just before a number).
+            assert!(covered <= 0.2, "{covered:.2} of {text:?} muted");
         }
     }
 }

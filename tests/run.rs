@@ -245,9 +245,10 @@ fn english_two_channel_calls_have_speakers_times_and_words() {
         assert_timing(&rows, truth, id);
         for speaker in [Speaker::Agent, Speaker::Customer] {
             let error = wer(&truth_text(truth, speaker), &text_of(&rows, speaker.as_str()));
-            // Synthetic speech at 8 kHz (and through G.711) loses consonants; these bounds
-            // still fail on a swapped channel, lost turns or garbage.
-            assert!(error <= 0.35, "{id} {speaker}: WER {error:.2}");
+            // Synthetic speech at 8 kHz (and through G.711) loses consonants: measured 0.18 to
+            // 0.27 (2026-11-26, AMD EPYC 2 vCPUs); the margin is about one word in twenty.
+            eprintln!("measured {id} {speaker}: WER {error:.3}");
+            assert!(error <= 0.30, "{id} {speaker}: WER {error:.2}");
         }
     }
 }
@@ -263,7 +264,9 @@ fn mono_recordings_are_one_mixed_speaker() {
     let all_text: String =
         b.truths["en_support_mono"].turns.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join(" ");
     let error = wer(&all_text, &text_of(&rows, "mixed"));
-    assert!(error <= 0.4, "WER {error:.2}");
+    // Measured 0.28 (both voices mixed on one channel).
+    eprintln!("measured mono: WER {error:.3}");
+    assert!(error <= 0.33, "WER {error:.2}");
 }
 
 #[test]
@@ -276,7 +279,9 @@ fn mandarin_call_from_real_recordings_is_transcribed_per_speaker() {
     for speaker in [Speaker::Agent, Speaker::Customer] {
         let hypothesis = text_of(&rows, speaker.as_str());
         let error = cer(&truth_text(truth, speaker), &hypothesis);
-        assert!(error <= 0.25, "{speaker}: CER {error:.3} for {hypothesis:?}");
+        // Measured 0.154 (agent) and 0.000 (customer).
+        eprintln!("measured zh {speaker}: CER {error:.3}");
+        assert!(error <= 0.20, "{speaker}: CER {error:.3} for {hypothesis:?}");
         assert_eq!(callqa::textnorm::to_simplified(&hypothesis), hypothesis, "Simplified output");
     }
 }

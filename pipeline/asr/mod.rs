@@ -39,6 +39,10 @@ pub struct AsrSettings {
     /// (Whisper's language probabilities restricted to the list), so noise on a channel is
     /// never "nn" (Nynorsk). Empty = any of Whisper's languages. Default ["zh", "en"].
     pub languages: Vec<String>,
+    /// A prompt per language code, given to Whisper before each window in that language
+    /// (`[asr.initial_prompt]`, e.g. `zh = "..."`). Measured as a recall lever in
+    /// `scripts/bench-phrases.sh` (README, Phrase rules). Default none.
+    pub initial_prompt: std::collections::BTreeMap<String, String>,
     /// Beam width; 1 is greedy decoding. Default 5.
     pub beam_size: u32,
     /// Re-decode at higher temperature when a window decodes badly (repetition, low
@@ -86,6 +90,7 @@ impl Default for AsrSettings {
         AsrSettings {
             language: "auto".into(),
             languages: vec!["zh".into(), "en".into()],
+            initial_prompt: Default::default(),
             beam_size: 5,
             temperature_fallback: true,
             threads: 0,
@@ -362,6 +367,9 @@ impl WindowDecoder for AsrWorker<'_> {
             configured => configured.to_string(),
         };
         let mut full = full_params(settings, threads, &language);
+        if let Some(prompt) = settings.initial_prompt.get(&language) {
+            full.set_initial_prompt(prompt);
+        }
         if let Some(ctx) = params.audio_ctx {
             full.set_audio_ctx(ctx);
         }

@@ -116,16 +116,20 @@ impl Default for PhraseRule {
 pub struct MatchSettings {
     /// Match by sound (pinyin) and with a few word errors, not only exactly. Default true.
     pub fuzzy: bool,
-    /// Chinese: syllable edits allowed per syllable of the phrase (0.2: one edit from 5
-    /// syllables, none below). Homophones need no edit. Default 0.2.
+    /// Chinese: syllable edits allowed per syllable of the phrase (0.34: one edit from 3
+    /// syllables, two from 6; a phrase under 4 syllables takes one near sound at most).
+    /// Homophones need no edit. Default 0.34 (README, Phrase rules: measured recall levers).
     pub max_edit_ratio_zh: f64,
     /// Other languages: word edits allowed per word of the phrase. Default 0.25.
     pub max_edit_ratio_words: f64,
+    /// Chinese: a syllable that shares its initial or its final with the phrase's (房/佛,
+    /// 介/间) costs half an edit instead of one. Default true (README, Phrase rules).
+    pub near_sounds: bool,
 }
 
 impl Default for MatchSettings {
     fn default() -> Self {
-        MatchSettings { fuzzy: true, max_edit_ratio_zh: 0.2, max_edit_ratio_words: 0.25 }
+        MatchSettings { fuzzy: true, max_edit_ratio_zh: 0.34, max_edit_ratio_words: 0.25, near_sounds: true }
     }
 }
 
@@ -214,7 +218,7 @@ fn find_hits(rule: &PhraseRule, streams: &[Stream], settings: &MatchSettings) ->
             found.retain(|m| !taken.iter().any(|t| m.start < t.end && t.start < m.end));
             taken.extend(found.iter().cloned());
             if settings.fuzzy {
-                let fuzzy = matcher::find_fuzzy(&stream.units, &phrase, ratio, &taken);
+                let fuzzy = matcher::find_fuzzy(&stream.units, &phrase, ratio, settings.near_sounds, &taken);
                 taken.extend(fuzzy.iter().cloned());
                 found.extend(fuzzy);
             }

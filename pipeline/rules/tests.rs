@@ -100,7 +100,10 @@ fn phrases_match_across_sub_word_and_number_tokens_with_the_words_times() {
     for pattern in ["305", "三百零五", "三零五"] {
         let events = run(&[rule(RuleKind::Forbidden, SpeakerScope::Agent, &[pattern])], &[chinese.clone()], 10.0);
         assert_eq!(events.len(), 1, "{pattern}");
-        assert_eq!((events[0].start_s, events[0].end_s, events[0].matched_text.as_deref()), (3.4, 4.2, Some("三百零五")));
+        assert_eq!(
+            (events[0].start_s, events[0].end_s, events[0].matched_text.as_deref()),
+            (3.4, 4.2, Some("三百零五"))
+        );
     }
 }
 

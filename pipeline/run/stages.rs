@@ -13,8 +13,8 @@ use crate::asr::{self, AsrError, AsrSettings, WindowDecoder};
 use crate::audio::decode::DecodeError;
 use crate::config::Config;
 use crate::record::{
-    AudioFacts, CallFailure, CallSource, ErrorType, Event, EventKind, ScoredCall, Scores, Speaker, SpeechInterval, StageTimes,
-    TranscribedCall, VoicedCall,
+    AudioFacts, CallFailure, CallSource, ErrorType, Event, EventKind, ScoredCall, Scores, Speaker, SpeechInterval,
+    StageTimes, TranscribedCall, VoicedCall,
 };
 use crate::{audio, metrics, rules, vad};
 
@@ -260,11 +260,13 @@ pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, V
         rules::CallText { utterances: input.utterances, speech: input.speech, duration_s: input.duration_s, language };
     let phrase_events = rules::evaluate(&config.phrases, &config.matching, &text);
     let count = |kind: EventKind| phrase_events.iter().filter(|e| e.kind == kind).count() as u32;
-    let (forbidden_hits, required_missing) = (count(EventKind::ForbiddenPhrase), count(EventKind::RequiredPhraseMissing));
+    let (forbidden_hits, required_missing) =
+        (count(EventKind::ForbiddenPhrase), count(EventKind::RequiredPhraseMissing));
     let deductions = rules::scorecard::metric_deductions(&metrics, &events, &config.scorecard);
     events.extend(phrase_events);
     events.extend(deductions);
-    let scores = scored.then(|| Scores { forbidden_hits, required_missing, qa_score: rules::scorecard::qa_score(&events) });
+    let scores =
+        scored.then(|| Scores { forbidden_hits, required_missing, qa_score: rules::scorecard::qa_score(&events) });
     by_time(&mut events);
     (metrics, events, scores)
 }
