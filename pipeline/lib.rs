@@ -12,6 +12,7 @@
 //! - [`sampling`]: a month of scored calls -> calls for human review, and weighted estimates.
 //!
 //! [`review`] draws the monthly human-review sample and writes the agent report.
+//! [`rescore`] scores stored transcripts again under a new config, without audio or model.
 //! [`record`] holds the plain records that pass between stages (source -> voiced ->
 //! transcribed -> scored call). [`run`] schedules the stages over a batch: CPU stages on a
 //! rayon pool, transcription in supervised worker processes, commits as it goes;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod privacy;
 pub mod record;
+pub mod rescore;
 pub mod review;
 pub mod rules;
 pub mod run;

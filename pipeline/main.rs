@@ -105,6 +105,25 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Score stored calls again under a new config (phrase rules, metric settings,
+    /// scorecard) from their stored utterances and speech intervals, without audio or a
+    /// model; replaces their events and scores.
+    Rescore {
+        /// The output folder of `callqa run`.
+        #[arg(long)]
+        out: PathBuf,
+        /// TOML configuration with the new rules and thresholds.
+        #[arg(long)]
+        config: PathBuf,
+        /// Calls of this month (YYYY-MM) ...
+        #[arg(long, conflicts_with_all = ["from", "to"], required_unless_present_all = ["from", "to"])]
+        month: Option<String>,
+        /// ... or of these call dates (YYYY-MM-DD, both included).
+        #[arg(long, requires = "to")]
+        from: Option<chrono::NaiveDate>,
+        #[arg(long, requires = "from")]
+        to: Option<chrono::NaiveDate>,
+    },
     /// Write a month's agent_month table and HTML report (OUT/reports/qa-YYYY-MM.html).
     Report {
         #[arg(long)]
@@ -282,6 +301,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 100.0 * selected.len() as f64 / total.max(1) as f64,
                 selected.len() - risk,
                 out.join("samples").display()
+            );
+        }
+        Command::Rescore { out, config, month, from, to } => {
+            let config = load_config(Some(&config))?;
+            let range = match (month, from, to) {
+                (Some(month), _, _) => callqa::rescore::DateRange::month(&month)?,
+                (None, Some(from), Some(to)) => callqa::rescore::DateRange::between(from, to)?,
+                _ => anyhow::bail!("give --month YYYY-MM, or --from and --to"),
+            };
+            let summary = callqa::rescore::rescore(&out, &config, &range)?;
+            println!(
+                "rescored {} calls of {} call dates in {:.1} s (run {})",
+                summary.calls, summary.dates, summary.wall_s, summary.run_id
             );
         }
         Command::Report { out, month, seed, config } => {

@@ -124,7 +124,7 @@ impl RunSummary {
     }
 }
 
-fn new_run_id(started: DateTime<Utc>) -> String {
+pub(crate) fn new_run_id(started: DateTime<Utc>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(started.to_rfc3339().as_bytes());
     hasher.update(std::process::id().to_le_bytes());

@@ -28,7 +28,7 @@ use super::tables::{self, FailureRow, RowContext, RunRow};
 use crate::record::ScoredCall;
 
 /// Tables whose rows belong to a call and are committed before its `calls` row.
-pub const CHILD_TABLES: [&str; 2] = ["utterances", "events"];
+pub const CHILD_TABLES: [&str; 3] = ["utterances", "speech", "events"];
 
 /// `part-<run_id>_<seq>`: the file stem of one commit in every table.
 pub fn commit_id(run_id: &str, seq: u32) -> String {
@@ -78,7 +78,7 @@ pub fn recover(out_dir: &Path) -> Result<(Recovered, Vec<pq::CallVersion>), Sink
     let mut recovered = Recovered::default();
     // Only the tables `callqa run` writes (`callqa sample` and `report` may be writing
     // others), and the write probes a killed run left at the top.
-    let run_tables = ["calls", "utterances", "events", "failures", "runs"];
+    let run_tables = ["calls", "utterances", "speech", "events", "failures", "runs"];
     let entries = run_tables
         .iter()
         .flat_map(|t| walkdir::WalkDir::new(out_dir.join(t)).into_iter().filter_map(Result::ok))

@@ -86,6 +86,34 @@ pub fn utterances() -> Table {
             col("text", DataType::Utf8, false, "Transcript; Chinese normalised to Simplified characters; personal data replaced by [PHONE], [ID], [CARD], [EMAIL] or [NUMBER] unless privacy.redact = false."),
             col("avg_logprob", DataType::Float32, false, "Mean token log-probability (closer to 0 = more confident)."),
             col("no_speech_prob", DataType::Float32, false, "Whisper's probability that the segment holds no speech."),
+            col("tokens", DataType::List(Arc::new(Field::new("item", token_type(), true))), false, "The utterance's tokens in order: text (as in text, redacted alike) and start_s / end_s from the recording's start (DTW timing). What phrase rules point at; read by callqa rescore."),
+        ])),
+    }
+}
+
+/// One timed token of an utterance.
+pub fn token_type() -> DataType {
+    DataType::Struct(
+        vec![
+            Field::new("text", DataType::Utf8, false),
+            Field::new("start_s", DataType::Float64, false),
+            Field::new("end_s", DataType::Float64, false),
+        ]
+        .into(),
+    )
+}
+
+pub fn speech() -> Table {
+    Table {
+        name: "speech",
+        description: "One row per interval of detected speech on one channel: what the talk-time, silence and interruption metrics were measured on (and what callqa rescore measures again).",
+        partition: "call_date",
+        schema: Arc::new(Schema::new(vec![
+            col("call_id", DataType::Utf8, false, "Call identifier (joins calls.call_id)."),
+            col("call_date", DataType::Date32, false, "Date of the call (UTC); also the partition key."),
+            col("speaker", DataType::Utf8, false, "'agent', 'customer', or 'mixed' for mono recordings."),
+            col("start_s", DataType::Float64, false, "Start, seconds from the start of the recording."),
+            col("end_s", DataType::Float64, false, "End, seconds from the start of the recording."),
         ])),
     }
 }
@@ -216,7 +244,7 @@ pub fn runs() -> Table {
 }
 
 pub fn all_tables() -> Vec<Table> {
-    vec![calls(), utterances(), events(), failures(), runs(), samples(), agent_month()]
+    vec![calls(), utterances(), speech(), events(), failures(), runs(), samples(), agent_month()]
 }
 
 /// Human-readable description of every table, for `callqa schema`.

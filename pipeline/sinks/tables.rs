@@ -4,14 +4,17 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Date32Array, Float32Array, Float64Array, Int32Array, StringArray, TimestampMicrosecondArray,
+    ArrayRef, Date32Array, Float32Array, Float64Array, Float64Builder, Int32Array, ListBuilder, StringArray,
+    StringBuilder, StructBuilder, TimestampMicrosecondArray,
 };
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 
 use super::parquet::{batch, date_to_days, SinkError};
 use super::schema;
-use crate::record::{ScoredCall, Speaker};
+use crate::metrics::CallMetrics;
+use crate::record::{ScoredCall, Scores, Speaker, TimedToken};
 
 /// Values shared by every row of a commit.
 pub struct RowContext<'a> {
@@ -38,7 +41,7 @@ fn utc_micros(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
 pub fn calls(calls: &[ScoredCall], ctx: &RowContext) -> Result<RecordBatch, SinkError> {
     let t = schema::calls();
     let n = calls.len();
-    let columns: Vec<ArrayRef> = vec![
+    let mut columns: Vec<ArrayRef> = vec![
         strings(calls.iter().map(|c| c.call.source.call_id.as_str())),
         Arc::new(StringArray::from_iter_values(calls.iter().map(|c| c.call.source.path.display().to_string()))),
         strings(calls.iter().map(|c| c.call.content_sha256.as_str())),
@@ -55,28 +58,40 @@ pub fn calls(calls: &[ScoredCall], ctx: &RowContext) -> Result<RecordBatch, Sink
         Arc::new(StringArray::from_iter(calls.iter().map(|c| c.call.model.as_deref()))),
         Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.utterances.len() as i32))),
         Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.dropped.total() as i32))),
-        f64_opt(calls.iter().map(|c| c.metrics.agent_talk_s)),
-        f64_opt(calls.iter().map(|c| c.metrics.customer_talk_s)),
-        f64_opt(calls.iter().map(|c| c.metrics.overlap_s)),
-        Arc::new(Float64Array::from_iter_values(calls.iter().map(|c| c.metrics.speech_s))),
-        i32_opt(calls.iter().map(|c| c.metrics.interruptions_by_agent)),
-        i32_opt(calls.iter().map(|c| c.metrics.interruptions_by_customer)),
-        Arc::new(Float64Array::from_iter_values(calls.iter().map(|c| c.metrics.silence_s))),
-        Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.metrics.silence_events as i32))),
-        Arc::new(Float64Array::from_iter_values(calls.iter().map(|c| c.metrics.silence_max_s))),
-        f64_opt(calls.iter().map(|c| c.metrics.first_agent_speech_s)),
-        f64_opt(calls.iter().map(|c| c.metrics.agent_rate)),
-        f64_opt(calls.iter().map(|c| c.metrics.customer_rate)),
-        f64_opt(calls.iter().map(|c| c.metrics.overall_rate)),
-        Arc::new(StringArray::from_iter(calls.iter().map(|c| c.metrics.rate_unit.map(|u| u.as_str())))),
-        i32_opt(calls.iter().map(|c| c.scores.map(|s| s.forbidden_hits))),
-        i32_opt(calls.iter().map(|c| c.scores.map(|s| s.required_missing))),
-        f64_opt(calls.iter().map(|c| c.scores.map(|s| s.qa_score))),
+    ];
+    columns.extend(scorecard_columns(calls.iter().map(|c| (&c.metrics, c.scores))));
+    columns.extend([
         strings(std::iter::repeat_n(schema::PIPELINE_VERSION, n)),
         strings(std::iter::repeat_n(ctx.run_id, n)),
         utc_micros(std::iter::repeat_n(Some(ctx.processed_at.timestamp_micros()), n)),
-    ];
+    ]);
     batch(t.name, t.schema, columns)
+}
+
+/// The columns of `calls` that scoring computes, `agent_talk_s` to `qa_score` in schema
+/// order: what `callqa rescore` replaces.
+pub fn scorecard_columns<'a>(rows: impl Iterator<Item = (&'a CallMetrics, Option<Scores>)> + Clone) -> Vec<ArrayRef> {
+    let metrics = || rows.clone().map(|(m, _)| m);
+    let scores = || rows.clone().map(|(_, s)| s);
+    vec![
+        f64_opt(metrics().map(|m| m.agent_talk_s)),
+        f64_opt(metrics().map(|m| m.customer_talk_s)),
+        f64_opt(metrics().map(|m| m.overlap_s)),
+        Arc::new(Float64Array::from_iter_values(metrics().map(|m| m.speech_s))),
+        i32_opt(metrics().map(|m| m.interruptions_by_agent)),
+        i32_opt(metrics().map(|m| m.interruptions_by_customer)),
+        Arc::new(Float64Array::from_iter_values(metrics().map(|m| m.silence_s))),
+        Arc::new(Int32Array::from_iter_values(metrics().map(|m| m.silence_events as i32))),
+        Arc::new(Float64Array::from_iter_values(metrics().map(|m| m.silence_max_s))),
+        f64_opt(metrics().map(|m| m.first_agent_speech_s)),
+        f64_opt(metrics().map(|m| m.agent_rate)),
+        f64_opt(metrics().map(|m| m.customer_rate)),
+        f64_opt(metrics().map(|m| m.overall_rate)),
+        Arc::new(StringArray::from_iter(metrics().map(|m| m.rate_unit.map(|u| u.as_str())))),
+        i32_opt(scores().map(|s| s.map(|s| s.forbidden_hits))),
+        i32_opt(scores().map(|s| s.map(|s| s.required_missing))),
+        f64_opt(scores().map(|s| s.map(|s| s.qa_score))),
+    ]
 }
 
 pub fn utterances(calls: &[ScoredCall]) -> Result<RecordBatch, SinkError> {
@@ -91,35 +106,82 @@ pub fn utterances(calls: &[ScoredCall]) -> Result<RecordBatch, SinkError> {
         strings(rows.iter().map(|(_, u)| u.text.as_str())),
         Arc::new(Float32Array::from_iter_values(rows.iter().map(|(_, u)| u.avg_logprob))),
         Arc::new(Float32Array::from_iter_values(rows.iter().map(|(_, u)| u.no_speech_prob))),
+        token_lists(rows.iter().map(|(_, u)| u.tokens.as_slice())),
+    ];
+    batch(t.name, t.schema, columns)
+}
+
+fn token_lists<'a>(utterances: impl Iterator<Item = &'a [TimedToken]>) -> ArrayRef {
+    let DataType::Struct(fields) = schema::token_type() else { unreachable!("tokens are structs") };
+    let mut builder = ListBuilder::new(StructBuilder::from_fields(fields, 0));
+    for tokens in utterances {
+        let items = builder.values();
+        for t in tokens {
+            items.field_builder::<StringBuilder>(0).expect("text").append_value(&t.text);
+            items.field_builder::<Float64Builder>(1).expect("start_s").append_value(t.start_s);
+            items.field_builder::<Float64Builder>(2).expect("end_s").append_value(t.end_s);
+            items.append(true);
+        }
+        builder.append(true);
+    }
+    Arc::new(builder.finish())
+}
+
+pub fn speech(calls: &[ScoredCall]) -> Result<RecordBatch, SinkError> {
+    let t = schema::speech();
+    let rows: Vec<_> = calls
+        .iter()
+        .flat_map(|c| {
+            c.call.speech.iter().flat_map(move |(speaker, spans)| spans.iter().map(move |s| (c, *speaker, s)))
+        })
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        strings(rows.iter().map(|(c, _, _)| c.call.source.call_id.as_str())),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|(c, _, _)| date_to_days(c.call.source.call_date)))),
+        strings(rows.iter().map(|(_, speaker, _)| speaker.as_str())),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, _, s)| s.start_s))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, _, s)| s.end_s))),
     ];
     batch(t.name, t.schema, columns)
 }
 
 pub fn events(calls: &[ScoredCall]) -> Result<RecordBatch, SinkError> {
+    let rows = calls
+        .iter()
+        .flat_map(|c| c.events.iter().map(move |e| (c.call.source.call_id.as_str(), c.call.source.call_date, e)));
+    event_rows(rows.collect())
+}
+
+/// `events` rows: (call_id, call_date, event).
+pub fn event_rows(rows: Vec<(&str, chrono::NaiveDate, &crate::record::Event)>) -> Result<RecordBatch, SinkError> {
     let t = schema::events();
-    let rows: Vec<_> = calls.iter().flat_map(|c| c.events.iter().map(move |e| (c, e))).collect();
     let columns: Vec<ArrayRef> = vec![
-        strings(rows.iter().map(|(c, _)| c.call.source.call_id.as_str())),
-        Arc::new(Date32Array::from_iter_values(rows.iter().map(|(c, _)| date_to_days(c.call.source.call_date)))),
-        strings(rows.iter().map(|(_, e)| e.kind.as_str())),
-        Arc::new(StringArray::from_iter(rows.iter().map(|(_, e)| e.speaker.map(|s| s.as_str())))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, e)| e.start_s))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, e)| e.end_s))),
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, e)| e.end_s - e.start_s))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|(_, e)| e.rule_id.as_deref()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|(_, e)| e.severity.map(|s| s.as_str())))),
-        strings(rows.iter().map(|(_, e)| e.detail.as_str())),
-        Arc::new(StringArray::from_iter(rows.iter().map(|(_, e)| e.matched_text.as_deref()))),
-        Arc::new(StringArray::from_iter(rows.iter().map(|(_, e)| e.match_type))),
-        f64_opt(rows.iter().map(|(_, e)| e.similarity)),
-        f64_opt(rows.iter().map(|(_, e)| e.points)),
+        strings(rows.iter().map(|(id, _, _)| *id)),
+        Arc::new(Date32Array::from_iter_values(rows.iter().map(|(_, date, _)| date_to_days(*date)))),
+        strings(rows.iter().map(|(_, _, e)| e.kind.as_str())),
+        Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, e)| e.speaker.map(|s| s.as_str())))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, _, e)| e.start_s))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, _, e)| e.end_s))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, _, e)| e.end_s - e.start_s))),
+        Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, e)| e.rule_id.as_deref()))),
+        Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, e)| e.severity.map(|s| s.as_str())))),
+        strings(rows.iter().map(|(_, _, e)| e.detail.as_str())),
+        Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, e)| e.matched_text.as_deref()))),
+        Arc::new(StringArray::from_iter(rows.iter().map(|(_, _, e)| e.match_type))),
+        f64_opt(rows.iter().map(|(_, _, e)| e.similarity)),
+        f64_opt(rows.iter().map(|(_, _, e)| e.points)),
     ];
     batch(t.name, t.schema, columns)
 }
 
 /// Every table of a commit, by folder name, in commit order: `calls` last (see [`super::commit`]).
 pub fn build_all(scored: &[ScoredCall], ctx: &RowContext) -> Result<Vec<(&'static str, RecordBatch)>, SinkError> {
-    Ok(vec![("utterances", utterances(scored)?), ("events", events(scored)?), ("calls", calls(scored, ctx)?)])
+    Ok(vec![
+        ("utterances", utterances(scored)?),
+        ("speech", speech(scored)?),
+        ("events", events(scored)?),
+        ("calls", calls(scored, ctx)?),
+    ])
 }
 
 pub fn failures(rows: &[FailureRow]) -> Result<RecordBatch, SinkError> {
