@@ -21,7 +21,6 @@ use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::Float64Type;
 use arrow::record_batch::RecordBatch;
 use chrono::{NaiveDate, Utc};
-use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::record::{Event, Speaker, SpeechInterval, TimedToken, Utterance};
@@ -89,24 +88,10 @@ pub fn rescore(out: &Path, config: &Config, range: &DateRange) -> Result<Rescore
     let started = Utc::now();
     let run_id = crate::run::new_run_id(started);
     config.privacy.output_access.apply();
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let holder = lock::Holder {
-        pid: std::process::id(),
-        host: host.clone(),
-        run_id: run_id.clone(),
-        started_at: started.to_rfc3339(),
-    };
+    let holder = lock::Holder::this_process(&run_id, started);
     let _lock = lock::OutputLock::acquire(out, &holder)?;
     commit::recover(out)?;
-    let mut run_row = RunRow {
-        run_id: run_id.clone(),
-        started_at: started,
-        host,
-        command_line: std::env::args().collect::<Vec<_>>().join(" "),
-        config_sha256: stages::hex(&Sha256::digest(config.to_toml().as_bytes())),
-        model: None,
-        finished: None,
-    };
+    let mut run_row = RunRow::start(&holder, started, config, None);
     commit::write_run(out, &run_row)?;
     let mut summary = RescoreSummary { run_id: run_id.clone(), ..Default::default() };
     let mut dates: Vec<String> = pq::table_files(out, "calls")

@@ -20,6 +20,18 @@ pub struct Holder {
     pub started_at: String,
 }
 
+impl Holder {
+    /// This process, starting run `run_id`.
+    pub fn this_process(run_id: &str, started: chrono::DateTime<chrono::Utc>) -> Holder {
+        Holder {
+            pid: std::process::id(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            run_id: run_id.into(),
+            started_at: started.to_rfc3339(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("output {} is in use by another callqa run ({holder}); wait for it to finish or point --out elsewhere", path.display())]

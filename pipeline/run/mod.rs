@@ -181,13 +181,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
         warn!("privacy.redact is off: transcripts are stored verbatim, phone, ID and card numbers included");
     }
     std::fs::create_dir_all(out).map_err(|e| RunError::OutputDir { path: out.clone(), reason: e.to_string() })?;
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    let holder = lock::Holder {
-        pid: std::process::id(),
-        host: host.clone(),
-        run_id: run_id.clone(),
-        started_at: started.to_rfc3339(),
-    };
+    let holder = lock::Holder::this_process(&run_id, started);
     let _lock = lock::OutputLock::acquire(out, &holder)?;
     // Under the lock, so recovery never meets another run's probe.
     check_output_dir(out)?;
@@ -221,15 +215,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let ledger =
         Ledger::new(versions, failure_rows.clone(), model_name.clone(), options.reprocess, config.run.max_attempts);
     let mut failure_table = FailureTable::new(failure_rows);
-    let mut run_row = RunRow {
-        run_id: run_id.clone(),
-        started_at: started,
-        host,
-        command_line: std::env::args().collect::<Vec<_>>().join(" "),
-        config_sha256: stages::hex(&Sha256::digest(config.to_toml().as_bytes())),
-        model: model_name.clone(),
-        finished: None,
-    };
+    let mut run_row = RunRow::start(&holder, started, config, model_name.clone());
     commit::write_run(out, &run_row)?;
 
     let mut summary = RunSummary { run_id: run_id.clone(), model: model_name.clone(), ..Default::default() };

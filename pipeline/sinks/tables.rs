@@ -249,6 +249,27 @@ pub struct RunRow {
     pub finished: Option<RunTotals>,
 }
 
+impl RunRow {
+    /// The row of a run `holder` starts now: this command line, the config's hash.
+    pub fn start(
+        holder: &crate::run::lock::Holder,
+        started_at: DateTime<Utc>,
+        config: &crate::config::Config,
+        model: Option<String>,
+    ) -> RunRow {
+        use sha2::{Digest, Sha256};
+        RunRow {
+            run_id: holder.run_id.clone(),
+            started_at,
+            host: holder.host.clone(),
+            command_line: std::env::args().collect::<Vec<_>>().join(" "),
+            config_sha256: crate::run::stages::hex(&Sha256::digest(config.to_toml().as_bytes())),
+            model,
+            finished: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunTotals {
     pub finished_at: DateTime<Utc>,
