@@ -31,6 +31,7 @@ pub struct Config {
     pub matching: MatchSettings,
     pub scorecard: ScorecardSettings,
     pub privacy: PrivacySettings,
+    pub loudness: crate::loudness::LoudnessSettings,
     /// Phrase rules (`[[phrases]]`); the default is the built-in lexicon. A config that lists
     /// any `[[phrases]]` replaces the whole list.
     pub phrases: Vec<PhraseRule>,
@@ -50,6 +51,7 @@ impl Default for Config {
             matching: MatchSettings::default(),
             scorecard: ScorecardSettings::default(),
             privacy: PrivacySettings::default(),
+            loudness: Default::default(),
             phrases: crate::rules::lexicon::default_rules(),
         }
     }

@@ -4,6 +4,7 @@
 //! - [`ingest`]: a folder or CSV manifest -> [`record::CallSource`]s.
 //! - [`audio`]: WAV bytes -> per-channel buffers -> 16 kHz speaker channels.
 //! - [`vad`]: a channel -> speech intervals.
+//! - [`loudness`]: a channel and its speech -> EBU R128 loudness and raised-voice events.
 //! - [`asr`]: speech of a channel -> utterances (whisper.cpp through whisper-rs).
 //! - [`metrics`]: speech intervals and utterances -> talk time, silence, interruptions, rate, events.
 //! - [`rules`]: utterances + metrics -> phrase-rule events and the QA score.
@@ -23,6 +24,7 @@ pub mod assemble;
 pub mod audio;
 pub mod config;
 pub mod ingest;
+pub mod loudness;
 pub mod metrics;
 pub mod model;
 pub mod privacy;

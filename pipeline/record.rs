@@ -114,7 +114,21 @@ pub struct VoicedCall {
     pub facts: AudioFacts,
     pub channels: Vec<SpeakerAudio>,
     pub speech: Vec<(Speaker, Vec<SpeechInterval>)>,
+    pub loudness: Loudness,
     pub timings: StageTimes,
+}
+
+/// Each channel's loudness and its raised-voice events (see [`crate::loudness`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loudness {
+    pub channels: Vec<(Speaker, crate::loudness::ChannelLoudness)>,
+    pub events: Vec<Event>,
+}
+
+impl Loudness {
+    pub fn of(&self, speaker: Speaker) -> Option<&crate::loudness::ChannelLoudness> {
+        self.channels.iter().find(|(s, _)| *s == speaker).map(|(_, l)| l)
+    }
 }
 
 impl VoicedCall {
@@ -131,6 +145,7 @@ pub struct TranscribedCall {
     pub content_sha256: String,
     pub facts: AudioFacts,
     pub speech: Vec<(Speaker, Vec<SpeechInterval>)>,
+    pub loudness: Loudness,
     /// The Whisper model's name; `None` when transcription did not run.
     pub model: Option<String>,
     pub language: Option<String>,
@@ -184,6 +199,7 @@ impl ScoredCall {
                 content_sha256: String::new(),
                 facts: AudioFacts { duration_s, sample_rate_hz: 16_000, channels: 2, codec: "pcm_s16" },
                 speech: vec![],
+                loudness: Loudness::default(),
                 model: None,
                 language: None,
                 channel_languages: vec![],
@@ -250,6 +266,8 @@ pub enum EventKind {
     MetricThreshold,
     /// Personal data was redacted here (see [`crate::privacy`]).
     Pii,
+    /// A speaker stayed well above their own usual loudness (see [`crate::loudness`]).
+    RaisedVoice,
     /// The call or a channel is in a language no phrase rule covers: qa_score is left null.
     NoRulesForLanguage,
 }
@@ -264,6 +282,7 @@ impl EventKind {
             EventKind::RequiredPhraseMissing => "required_phrase_missing",
             EventKind::MetricThreshold => "metric_threshold",
             EventKind::Pii => "pii",
+            EventKind::RaisedVoice => "raised_voice",
             EventKind::NoRulesForLanguage => "no_rules_for_language",
         }
     }
@@ -306,6 +325,11 @@ pub struct Event {
     pub similarity: Option<f64>,
     /// Points this event deducts from the call's qa_score (a rule deducts once per call).
     pub points: Option<f64>,
+}
+
+/// Events in time order (then by kind), as the tables hold them.
+pub fn sort_events(events: &mut [Event]) {
+    events.sort_by(|a, b| a.start_s.total_cmp(&b.start_s).then(a.kind.cmp(&b.kind)));
 }
 
 impl Event {

@@ -23,7 +23,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::{NaiveDate, Utc};
 
 use crate::config::Config;
-use crate::record::{Event, Speaker, SpeechInterval, TimedToken, Utterance};
+use crate::record::{Event, EventKind, Speaker, SpeechInterval, TimedToken, Utterance};
 use crate::run::lock::{self, LockError};
 use crate::run::stages::{self, ScoringInput};
 use crate::sinks::commit;
@@ -284,10 +284,10 @@ fn rescore_date(out: &Path, date: &str, config: &Config, run_id: &str, seq: u32)
     let mut new_events = pq::without_column(tables::event_rows(rows)?, "call_date");
     if let Some((path, b)) = &events {
         let kinds = strings(b, "kind", path)?;
-        let is_pii: BooleanArray =
-            kinds.iter().map(|k| Some(k == Some(crate::record::EventKind::Pii.as_str()))).collect();
-        let pii = filter_record_batch(b, &is_pii)
-            .map_err(|e| SinkError::Read { path: path.clone(), reason: e.to_string() })?;
+        let kept = [EventKind::Pii.as_str(), EventKind::RaisedVoice.as_str()];
+        let keep: BooleanArray = kinds.iter().map(|k| Some(k.is_some_and(|k| kept.contains(&k)))).collect();
+        let pii =
+            filter_record_batch(b, &keep).map_err(|e| SinkError::Read { path: path.clone(), reason: e.to_string() })?;
         new_events = concat_batches(&new_events.schema(), [&new_events, &pii])
             .map_err(|e| SinkError::Build { table: "events".into(), reason: e.to_string() })?;
     }

@@ -117,8 +117,16 @@ pub fn voice(
     let channel_audio: Vec<&[f32]> = channels.iter().map(|c| c.samples_16k.as_slice()).collect();
     let speech: Vec<(Speaker, Vec<SpeechInterval>)> =
         channels.iter().map(|c| c.speaker).zip(vad::detect_call(&channel_audio, &config.vad)).collect();
+    // Loudness needs the audio and the speech intervals, and is counted with speech activity.
+    let mut loudness = crate::record::Loudness::default();
+    for (channel, (_, intervals)) in channels.iter().zip(&speech) {
+        let (level, events) =
+            crate::loudness::analyse(&channel.samples_16k, channel.speaker, intervals, &config.loudness);
+        loudness.channels.push((channel.speaker, level));
+        loudness.events.extend(events);
+    }
     timings.vad = clock.elapsed().as_secs_f64();
-    Ok(VoicedCall { source: source.clone(), content_sha256, facts, channels, speech, timings })
+    Ok(VoicedCall { source: source.clone(), content_sha256, facts, channels, speech, loudness, timings })
 }
 
 /// What transcription runs with.
@@ -140,7 +148,7 @@ fn asr_error_type(e: &AsrError) -> ErrorType {
 /// Transcribe every channel (or nothing, without `asr`); the audio is dropped here.
 pub fn transcribe(call: VoicedCall, asr: Option<Asr<'_>>) -> Result<TranscribedCall, CallFailure> {
     let clock = Instant::now();
-    let VoicedCall { source, content_sha256, facts, channels, speech, mut timings } = call;
+    let VoicedCall { source, content_sha256, facts, channels, speech, loudness, mut timings } = call;
     let mut utterances = Vec::new();
     let mut dropped = asr::filter::DropCounts::default();
     let mut language = None;
@@ -188,6 +196,7 @@ pub fn transcribe(call: VoicedCall, asr: Option<Asr<'_>>) -> Result<TranscribedC
         content_sha256,
         facts,
         speech,
+        loudness,
         model,
         language,
         channel_languages,
@@ -226,9 +235,7 @@ pub struct ScoringInput<'a> {
 pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, Vec<Event>, Option<Scores>) {
     let (metrics, mut events) =
         metrics::compute(input.speech, input.utterances, input.language, &config.metric_settings());
-    let by_time = |events: &mut Vec<Event>| {
-        events.sort_by(|a, b| a.start_s.total_cmp(&b.start_s).then(a.kind.cmp(&b.kind)));
-    };
+    let by_time = crate::record::sort_events;
     let Some(language) = input.language else {
         by_time(&mut events);
         return (metrics, events, None);
@@ -281,7 +288,9 @@ pub fn score(mut call: TranscribedCall, config: &Config) -> ScoredCall {
         language: call.language.as_deref(),
         channel_languages: &call.channel_languages,
     };
-    let (metrics, events, scores) = assess(&input, config);
+    let (metrics, mut events, scores) = assess(&input, config);
+    events.extend(call.loudness.events.iter().cloned());
+    crate::record::sort_events(&mut events);
     call.timings.metrics_rules = clock.elapsed().as_secs_f64();
     ScoredCall { call, metrics, events, scores }
 }

@@ -57,6 +57,10 @@ pub fn calls(calls: &[ScoredCall], ctx: &RowContext) -> Result<RecordBatch, Sink
         Arc::new(StringArray::from_iter(calls.iter().map(|c| c.call.channel_language(Speaker::Customer)))),
         Arc::new(StringArray::from_iter(calls.iter().map(|c| c.call.model.as_deref()))),
         Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.utterances.len() as i32))),
+        f64_opt(calls.iter().map(|c| c.call.loudness.of(Speaker::Agent).and_then(|l| l.integrated_lufs))),
+        f64_opt(calls.iter().map(|c| c.call.loudness.of(Speaker::Customer).and_then(|l| l.integrated_lufs))),
+        f64_opt(calls.iter().map(|c| c.call.loudness.of(Speaker::Agent).and_then(|l| l.range_lu))),
+        f64_opt(calls.iter().map(|c| c.call.loudness.of(Speaker::Customer).and_then(|l| l.range_lu))),
         Arc::new(Int32Array::from_iter_values(calls.iter().map(|c| c.call.dropped.total() as i32))),
     ];
     columns.extend(scorecard_columns(calls.iter().map(|c| (&c.metrics, c.scores))));
