@@ -2,7 +2,7 @@
 //! and scores, without audio or a model. Rules change weekly; transcripts do not.
 //!
 //! In: the latest version of every call in OUT whose `call_date` is in the range, with its
-//! `utterances` (tokens included), `speech` intervals and `pii` events. Out: a new version of
+//! `utterances` (tokens included), `speech` intervals, and `pii` and `raised_voice` events. Out: a new version of
 //! each call, committed as a run commits (one commit per call date: `utterances`, `speech`
 //! and `events` files, then the `calls` file), after which the old versions are dropped.
 //! The run's recovery therefore makes a rescore killed at any instant safe, and a rerun
@@ -278,7 +278,8 @@ fn rescore_date(out: &Path, date: &str, config: &Config, run_id: &str, seq: u32)
     let new_calls = RecordBatch::try_new(schema.clone(), columns)
         .map_err(|e| SinkError::Build { table: "calls".into(), reason: e.to_string() })?;
 
-    // events: the new ones, and the redactions (they belong to the transcript, not the rules).
+    // events: the new ones, plus the redactions and raised voices (they come from the
+    // transcript and the audio, not from the rules).
     let rows: Vec<(&str, NaiveDate, &Event)> =
         (0..n).flat_map(|i| assessed[i].1.iter().map(move |e| (ids.value(i), date_value, e))).collect();
     let mut new_events = pq::without_column(tables::event_rows(rows)?, "call_date");
@@ -286,9 +287,9 @@ fn rescore_date(out: &Path, date: &str, config: &Config, run_id: &str, seq: u32)
         let kinds = strings(b, "kind", path)?;
         let kept = [EventKind::Pii.as_str(), EventKind::RaisedVoice.as_str()];
         let keep: BooleanArray = kinds.iter().map(|k| Some(k.is_some_and(|k| kept.contains(&k)))).collect();
-        let pii =
+        let kept_rows =
             filter_record_batch(b, &keep).map_err(|e| SinkError::Read { path: path.clone(), reason: e.to_string() })?;
-        new_events = concat_batches(&new_events.schema(), [&new_events, &pii])
+        new_events = concat_batches(&new_events.schema(), [&new_events, &kept_rows])
             .map_err(|e| SinkError::Build { table: "events".into(), reason: e.to_string() })?;
     }
 

@@ -1,5 +1,5 @@
 //! One call through the stages, as plain functions over the records of [`crate::record`]:
-//! [`read`] (bytes and their hash) -> [`voice`] (decode, resample, speech activity) ->
+//! [`read`] (bytes and their hash) -> [`voice`] (decode, resample, speech activity, loudness) ->
 //! [`transcribe`] -> [`score`] (metrics, phrase rules, scorecard) -> [`redact`] (personal
 //! data out of the words; the muted copy of the recording). The scheduler in [`super`] runs
 //! the first two on the CPU pool and the rest beside the ASR workers.
