@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `callqa rescore` against a fresh `callqa run` with the same new config, side by side on one
 # machine: a month of output (the English fixture calls, copied over 30 call dates), first
-# scored with the default config; then the new config (an extra phrase rule, other silence
-# and scorecard thresholds) applied both ways. Prints a markdown table and checks that both
+# scored with the default config; then the new config (fixtures/rescore/new.toml: an extra
+# phrase rule, other silence and scorecard thresholds) applied both ways. Prints a markdown table and checks that both
 # give the same calls and events (README, "Rescoring").
 #
 #   scripts/bench-rescore.sh [COPIES]   COPIES of each fixture (default 10: 30 calls)
@@ -26,22 +26,7 @@ for name in en_support_pcm16 en_support_mulaw en_support_mono; do
   done
 done
 printf '[asr]\nadapt_threads = false\n' > "$work/base.toml"
-cat "$work/base.toml" - > "$work/new.toml" <<'TOML'
-[silence]
-min_s = 3.0
-
-[scorecard]
-long_silence_s = 5.0
-
-[[phrases]]
-id = "en.new.account"
-kind = "forbidden"
-speaker = "any"
-patterns = ["account", "internet"]
-language = "en"
-severity = "major"
-points = 7.0
-TOML
+cat "$work/base.toml" fixtures/rescore/new.toml > "$work/new.toml"
 seconds() { local t0=$EPOCHREALTIME; "$@" > /dev/null 2>&1; echo "$EPOCHREALTIME - $t0" | bc; }
 ./target/release/callqa run --input "$work/manifest.csv" --out "$work/month" --config "$work/base.toml" > /dev/null 2>&1
 fresh=$(seconds ./target/release/callqa run --input "$work/manifest.csv" --out "$work/fresh" --config "$work/new.toml")

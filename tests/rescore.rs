@@ -31,23 +31,7 @@ fn input(dir: &Path) -> PathBuf {
 const BASE: &str = "[asr]\nadapt_threads = false\nthreads = 2\n";
 
 /// New rules and thresholds: a phrase rule that fires, dead air from 3 s, a stricter scorecard.
-const NEW: &str = r#"
-[silence]
-min_s = 3.0
-
-[scorecard]
-long_silence_s = 5.0
-fast_speech_points = 0.0
-
-[[phrases]]
-id = "en.test.account"
-kind = "forbidden"
-speaker = "any"
-patterns = ["account", "internet"]
-language = "en"
-severity = "major"
-points = 7.0
-"#;
+const NEW: &str = include_str!("../fixtures/rescore/new.toml");
 
 fn callqa(args: &[&str], paths: &[&Path]) -> std::process::Output {
     let mut command = callqa_bin();
