@@ -235,9 +235,8 @@ pub struct ScoringInput<'a> {
 pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, Vec<Event>, Option<Scores>) {
     let (metrics, mut events) =
         metrics::compute(input.speech, input.utterances, input.language, &config.metric_settings());
-    let by_time = crate::record::sort_events;
     let Some(language) = input.language else {
-        by_time(&mut events);
+        crate::record::sort_events(&mut events);
         return (metrics, events, None);
     };
     let has_rules = |l: &str| config.phrases.iter().any(|r| r.language.as_deref().is_none_or(|rl| rl == l));
@@ -274,7 +273,7 @@ pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, V
     events.extend(deductions);
     let scores =
         scored.then(|| Scores { forbidden_hits, required_missing, qa_score: rules::scorecard::qa_score(&events) });
-    by_time(&mut events);
+    crate::record::sort_events(&mut events);
     (metrics, events, scores)
 }
 
