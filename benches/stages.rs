@@ -138,7 +138,7 @@ fn scoring(c: &mut Criterion) {
     let mut g = c.benchmark_group("scoring");
     g.throughput(Throughput::Elements(hour as u64));
     g.bench_function("metrics, one hour of speech intervals", |b| {
-        b.iter(|| metrics::compute(black_box(&speech), &utts, Some("zh"), &config.metric_settings()))
+        b.iter(|| metrics::compute(black_box(&speech), &utts, Some("zh"), &[], &config.metric_settings()))
     });
     g.finish();
     let mut g = c.benchmark_group("phrase rules");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::asr::AsrSettings;
+use crate::metrics::hold::HoldSettings;
 use crate::metrics::interruption::InterruptionSettings;
 use crate::metrics::rate::RateSettings;
 use crate::metrics::silence::SilenceSettings;
@@ -26,6 +27,7 @@ pub struct Config {
     pub vad: VadSettings,
     pub asr: AsrSettings,
     pub silence: SilenceSettings,
+    pub hold: HoldSettings,
     pub interruption: InterruptionSettings,
     pub rate: RateSettings,
     pub matching: MatchSettings,
@@ -46,6 +48,7 @@ impl Default for Config {
             vad: VadSettings::default(),
             asr: AsrSettings::default(),
             silence: SilenceSettings::default(),
+            hold: HoldSettings::default(),
             interruption: InterruptionSettings::default(),
             rate: RateSettings::default(),
             matching: MatchSettings::default(),
@@ -151,6 +154,9 @@ impl Config {
             ("asr.filter.avg_logprob", a.filter.avg_logprob as f64, -100.0..=0.0),
             ("asr.filter.min_speech_coverage", a.filter.min_speech_coverage, 0.0..=1.0),
             ("silence.min_s", self.silence.min_s, 0.1..=3600.0),
+            ("hold.min_s", self.hold.min_s, 0.1..=3600.0),
+            ("hold.phrase_within_s", self.hold.phrase_within_s, 0.0..=600.0),
+            ("hold.music_min_s", self.hold.music_min_s, 0.5..=3600.0),
             ("interruption.grace_s", self.interruption.grace_s, 0.0..=60.0),
             ("interruption.min_overlap_s", self.interruption.min_overlap_s, 0.01..=60.0),
             ("rate.max_cpm", self.rate.max_cpm, 1.0..=10_000.0),
@@ -163,6 +169,10 @@ impl Config {
             ("scorecard.max_agent_interruptions", self.scorecard.max_agent_interruptions as f64, 0.0..=10_000.0),
             ("scorecard.agent_interruption_points", self.scorecard.agent_interruption_points, 0.0..=100.0),
             ("scorecard.fast_speech_points", self.scorecard.fast_speech_points, 0.0..=100.0),
+            ("scorecard.long_hold_s", self.scorecard.long_hold_s, 0.1..=86_400.0),
+            ("scorecard.long_hold_points", self.scorecard.long_hold_points, 0.0..=100.0),
+            ("scorecard.max_holds", self.scorecard.max_holds as f64, 0.0..=10_000.0),
+            ("scorecard.many_holds_points", self.scorecard.many_holds_points, 0.0..=100.0),
             ("scorecard.review_below_score", self.scorecard.review_below_score, 0.0..=100.0),
             ("privacy.utterance_gap_s", self.privacy.utterance_gap_s, 0.0..=3600.0),
             ("privacy.audio_pad_s", self.privacy.audio_pad_s, 0.0..=10.0),
@@ -176,6 +186,8 @@ impl Config {
                 let windows = [
                     ("within_first_s", rule.within_first_s),
                     ("within_last_s", rule.within_last_s),
+                    ("before_hold_within_s", rule.before_hold_within_s),
+                    ("after_hold_within_s", rule.after_hold_within_s),
                     ("after_silence_min_s", rule.after_silence_min_s),
                     ("after_silence_within_s", rule.after_silence_within_s),
                     ("before_silence_min_s", rule.before_silence_min_s),

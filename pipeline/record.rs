@@ -114,6 +114,9 @@ pub struct VoicedCall {
     pub facts: AudioFacts,
     pub channels: Vec<SpeakerAudio>,
     pub speech: Vec<(Speaker, Vec<SpeechInterval>)>,
+    /// Music and tones on the agent channel (the mix on mono recordings), already taken out
+    /// of its speech (see [`crate::vad::music`]).
+    pub music: Vec<SpeechInterval>,
     pub loudness: Loudness,
     pub timings: StageTimes,
 }
@@ -145,6 +148,7 @@ pub struct TranscribedCall {
     pub content_sha256: String,
     pub facts: AudioFacts,
     pub speech: Vec<(Speaker, Vec<SpeechInterval>)>,
+    pub music: Vec<SpeechInterval>,
     pub loudness: Loudness,
     /// The Whisper model's name; `None` when transcription did not run.
     pub model: Option<String>,
@@ -199,6 +203,7 @@ impl ScoredCall {
                 content_sha256: String::new(),
                 facts: AudioFacts { duration_s, sample_rate_hz: 16_000, channels: 2, codec: "pcm_s16" },
                 speech: vec![],
+                music: vec![],
                 loudness: Loudness::default(),
                 model: None,
                 language: None,
@@ -270,6 +275,10 @@ pub enum EventKind {
     RaisedVoice,
     /// The call or a channel is in a language no phrase rule covers: qa_score is left null.
     NoRulesForLanguage,
+    /// The customer was put on hold (see [`crate::metrics::hold`]).
+    Hold,
+    /// Music or a tone on the agent channel (see [`crate::vad::music`]).
+    Music,
 }
 
 impl EventKind {
@@ -284,6 +293,8 @@ impl EventKind {
             EventKind::Pii => "pii",
             EventKind::RaisedVoice => "raised_voice",
             EventKind::NoRulesForLanguage => "no_rules_for_language",
+            EventKind::Hold => "hold",
+            EventKind::Music => "music",
         }
     }
 }

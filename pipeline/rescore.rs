@@ -2,8 +2,8 @@
 //! and scores, without audio or a model. Rules change weekly; transcripts do not.
 //!
 //! In: the latest version of every call in OUT whose `call_date` is in the range, with its
-//! `utterances` (tokens included), `speech` intervals, and `pii` and `raised_voice` events. Out: a new version of
-//! each call, committed as a run commits (one commit per call date: `utterances`, `speech`
+//! `utterances` (tokens included), `speech` intervals, and its `pii`, `raised_voice` and
+//! `music` events (what the transcript and the audio gave). Out: a new version of each call, committed as a run commits (one commit per call date: `utterances`, `speech`
 //! and `events` files, then the `calls` file), after which the old versions are dropped.
 //! The run's recovery therefore makes a rescore killed at any instant safe, and a rerun
 //! finish it; a reader sees each call's old or new rows, and both only in the window a
@@ -222,6 +222,16 @@ fn rescore_date(out: &Path, date: &str, config: &Config, run_id: &str, seq: u32)
     let agent_languages = strings(&calls, "agent_language", path)?;
     let customer_languages = strings(&calls, "customer_language", path)?;
     let text = |a: &StringArray, i: usize| (!a.is_null(i)).then(|| a.value(i).to_string());
+    // Music found in the audio: holds are measured again from it.
+    let mut music: HashMap<String, Vec<SpeechInterval>> = HashMap::new();
+    if let Some((path, b)) = &events {
+        let (call_ids, kinds) = (strings(b, "call_id", path)?, strings(b, "kind", path)?);
+        let (starts, ends) = (f64s(b, "start_s", path)?, f64s(b, "end_s", path)?);
+        for k in (0..b.num_rows()).filter(|&k| kinds.value(k) == EventKind::Music.as_str()) {
+            let interval = SpeechInterval { start_s: starts.value(k), end_s: ends.value(k) };
+            music.entry(call_ids.value(k).to_string()).or_default().push(interval);
+        }
+    }
 
     let mut assessed = Vec::with_capacity(calls.num_rows());
     for i in 0..calls.num_rows() {
@@ -251,6 +261,7 @@ fn rescore_date(out: &Path, date: &str, config: &Config, run_id: &str, seq: u32)
         let language = text(languages, i);
         let input = ScoringInput {
             speech: &by_speaker,
+            music: music.get(id).map_or(&[][..], Vec::as_slice),
             utterances: &utterances,
             duration_s: durations.value(i),
             language: language.as_deref(),

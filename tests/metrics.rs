@@ -108,7 +108,7 @@ fn truth_metrics(truth: &Truth) -> (metrics::CallMetrics, Vec<Event>) {
     };
     let speech = vec![(Speaker::Agent, of(Speaker::Agent)), (Speaker::Customer, of(Speaker::Customer))];
     let config = Config::default();
-    metrics::compute(&speech, &[], None, &config.metric_settings())
+    metrics::compute(&speech, &[], None, &[], &config.metric_settings())
 }
 
 struct Scored {

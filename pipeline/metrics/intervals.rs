@@ -34,6 +34,21 @@ pub fn intersection_total(a: &[SpeechInterval], b: &[SpeechInterval]) -> f64 {
     sum
 }
 
+/// `from` without the time `taken` covers (both sorted), keeping pieces of at least `min_s`.
+pub fn subtract(from: &[SpeechInterval], taken: &[SpeechInterval], min_s: f64) -> Vec<SpeechInterval> {
+    let mut out = Vec::new();
+    for iv in from {
+        let mut start_s = iv.start_s;
+        for t in taken.iter().filter(|t| t.end_s > iv.start_s && t.start_s < iv.end_s) {
+            out.push(SpeechInterval { start_s, end_s: t.start_s.max(start_s) });
+            start_s = start_s.max(t.end_s);
+        }
+        out.push(SpeechInterval { start_s, end_s: iv.end_s.max(start_s) });
+    }
+    out.retain(|p| p.duration_s() >= min_s && p.duration_s() > 0.0);
+    out
+}
+
 /// The gaps between consecutive intervals of a merged list.
 pub fn gaps(merged: &[SpeechInterval]) -> Vec<SpeechInterval> {
     merged.windows(2).map(|w| SpeechInterval { start_s: w[0].end_s, end_s: w[1].start_s }).collect()
@@ -57,5 +72,8 @@ mod tests {
         assert_eq!(u, vec![iv(0.0, 3.0), iv(5.0, 8.0), iv(10.0, 11.0)]);
         assert_eq!(gaps(&u), vec![iv(3.0, 5.0), iv(8.0, 10.0)]);
         assert!(gaps(&[]).is_empty());
+        let minus = subtract(&u, &[iv(2.0, 6.0), iv(7.9, 10.5)], 0.2);
+        assert_eq!(minus, vec![iv(0.0, 2.0), iv(6.0, 7.9), iv(10.5, 11.0)]);
+        assert_eq!(subtract(&u, &[iv(2.0, 6.0), iv(7.9, 10.5)], 0.6), vec![iv(0.0, 2.0), iv(6.0, 7.9)]);
     }
 }

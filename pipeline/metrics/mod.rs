@@ -1,16 +1,18 @@
 //! Call metrics: speech intervals (and, when transcribed, utterances) -> numbers and events.
 //!
 //! Pure functions over [`SpeechInterval`]s and [`Utterance`]s, no audio: talk time and overlap
-//! per speaker, dead air ([`silence`]), talking over ([`interruption`]) and speaking rate
-//! ([`rate`]). On mono recordings everything that needs two speakers is `None` (null in the
+//! per speaker, holds ([`hold`]), dead air ([`silence`]: long gaps that are not holds), talking
+//! over ([`interruption`]) and speaking rate ([`rate`]). On mono recordings everything that needs two speakers is `None` (null in the
 //! tables, never zero); silence and rate work on the mix.
 
+pub mod hold;
 pub mod interruption;
 pub mod intervals;
 pub mod rate;
 pub mod silence;
 
-use crate::record::{Event, Speaker, SpeechInterval, Utterance};
+use crate::record::{Event, EventKind, Speaker, SpeechInterval, Utterance};
+use hold::Hold;
 use interruption::InterruptionSettings;
 use rate::{RateSettings, RateUnit};
 use silence::SilenceSettings;
@@ -28,6 +30,9 @@ pub struct CallMetrics {
     pub silence_s: f64,
     pub silence_events: u32,
     pub silence_max_s: f64,
+    pub hold_count: u32,
+    pub hold_s: f64,
+    pub hold_max_s: f64,
     pub first_agent_speech_s: Option<f64>,
     pub agent_rate: Option<f64>,
     pub customer_rate: Option<f64>,
@@ -46,23 +51,42 @@ fn of<'a>(speech: &'a [(Speaker, Vec<SpeechInterval>)], who: Speaker) -> Option<
     speech.iter().find(|(s, _)| *s == who).map(|(_, v)| v.as_slice())
 }
 
+fn hold_event(hold: &Hold, speaker: Speaker) -> Event {
+    let cause = match (&hold.phrase, hold.music) {
+        (Some(phrase), true) => format!("after \"{phrase}\", with music or a tone"),
+        (Some(phrase), false) => format!("after \"{phrase}\""),
+        (None, _) => "with music or a tone, no hold phrase heard".to_string(),
+    };
+    let detail = format!("customer on hold for {:.0} s {cause}", hold.end_s - hold.start_s);
+    Event::metric(EventKind::Hold, Some(speaker), hold.start_s, hold.end_s, detail)
+}
+
 /// Compute a call's metrics and events. `language` is `None` when nothing was transcribed:
-/// rates are then `None`.
+/// rates are then `None`. `holds` come from [`hold::holds`]; their time is not dead air.
 pub fn compute(
     speech: &[(Speaker, Vec<SpeechInterval>)],
     utterances: &[Utterance],
     language: Option<&str>,
+    holds: &[Hold],
     settings: &MetricSettings,
 ) -> (CallMetrics, Vec<Event>) {
     let lists: Vec<&[SpeechInterval]> = speech.iter().map(|(_, v)| v.as_slice()).collect();
-    let mut events = silence::silence_events(&lists, settings.silence);
+    let hold_intervals: Vec<SpeechInterval> = holds.iter().map(Hold::interval).collect();
+    let mut occupied = lists.clone();
+    occupied.push(&hold_intervals);
+    let mut events = silence::silence_events(&occupied, settings.silence);
     let mut m = CallMetrics {
         speech_s: intervals::total(&intervals::union(&lists)),
         silence_events: events.len() as u32,
         silence_s: events.iter().map(|e| e.end_s - e.start_s).sum(),
         silence_max_s: events.iter().map(|e| e.end_s - e.start_s).fold(0.0, f64::max),
+        hold_count: holds.len() as u32,
+        hold_s: intervals::total(&hold_intervals),
+        hold_max_s: hold_intervals.iter().map(SpeechInterval::duration_s).fold(0.0, f64::max),
         ..Default::default()
     };
+    let holder = if of(speech, Speaker::Agent).is_some() { Speaker::Agent } else { Speaker::Mixed };
+    events.extend(holds.iter().map(|h| hold_event(h, holder)));
     let two_party = of(speech, Speaker::Agent).zip(of(speech, Speaker::Customer));
     if let Some((agent, customer)) = two_party {
         m.agent_talk_s = Some(intervals::total(agent));
@@ -91,14 +115,13 @@ pub fn compute(
         }
         events.extend(rate::fast_speech_events(utterances, unit, settings.rate));
     }
-    events.sort_by(|a, b| a.start_s.total_cmp(&b.start_s).then(a.kind.cmp(&b.kind)));
+    crate::record::sort_events(&mut events);
     (m, events)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::EventKind;
 
     fn iv(start_s: f64, end_s: f64) -> SpeechInterval {
         SpeechInterval { start_s, end_s }
@@ -125,7 +148,7 @@ mod tests {
             tokens: vec![],
         }];
         let (m, events) =
-            compute(&speech, &utterances, Some("zh"), &MetricSettings { silence: &s, interruption: &i, rate: &r });
+            compute(&speech, &utterances, Some("zh"), &[], &MetricSettings { silence: &s, interruption: &i, rate: &r });
         assert_eq!(m.agent_talk_s, Some(7.0));
         assert_eq!(m.customer_talk_s, Some(2.5));
         assert_eq!(m.overlap_s, Some(1.0));
@@ -146,7 +169,7 @@ mod tests {
         let (s, i, r) = settings();
         let speech = vec![(Speaker::Mixed, vec![iv(0.0, 2.0), iv(9.0, 10.0)])];
         let (m, events) =
-            compute(&speech, &[], Some("en"), &MetricSettings { silence: &s, interruption: &i, rate: &r });
+            compute(&speech, &[], Some("en"), &[], &MetricSettings { silence: &s, interruption: &i, rate: &r });
         assert_eq!(m.agent_talk_s, None);
         assert_eq!(m.overlap_s, None);
         assert_eq!(m.interruptions_by_agent, None);
@@ -158,10 +181,28 @@ mod tests {
     }
 
     #[test]
+    fn a_hold_is_counted_and_is_not_dead_air() {
+        let (s, i, r) = settings();
+        let speech = vec![
+            (Speaker::Agent, vec![iv(0.0, 4.0), iv(30.0, 34.0), iv(50.0, 52.0)]),
+            (Speaker::Customer, vec![iv(4.5, 6.0), iv(12.0, 13.0)]),
+        ];
+        let held = [Hold { start_s: 4.0, end_s: 30.0, phrase: Some("请稍等".into()), music: false }];
+        let (m, events) =
+            compute(&speech, &[], None, &held, &MetricSettings { silence: &s, interruption: &i, rate: &r });
+        assert_eq!((m.hold_count, m.hold_s, m.hold_max_s), (1, 26.0, 26.0));
+        // 6-12 and 13-30 fall inside the hold; 34-50 is dead air.
+        assert_eq!((m.silence_events, m.silence_s), (1, 16.0));
+        let kinds: Vec<(EventKind, f64)> = events.iter().map(|e| (e.kind, e.start_s)).collect();
+        assert_eq!(kinds, vec![(EventKind::Hold, 4.0), (EventKind::Silence, 34.0)]);
+        assert_eq!(events[0].speaker, Some(Speaker::Agent));
+    }
+
+    #[test]
     fn without_transcripts_rates_are_null() {
         let (s, i, r) = settings();
         let speech = vec![(Speaker::Agent, vec![iv(0.0, 2.0)]), (Speaker::Customer, vec![])];
-        let (m, _) = compute(&speech, &[], None, &MetricSettings { silence: &s, interruption: &i, rate: &r });
+        let (m, _) = compute(&speech, &[], None, &[], &MetricSettings { silence: &s, interruption: &i, rate: &r });
         assert_eq!((m.agent_rate, m.overall_rate, m.rate_unit), (None, None, None));
         assert_eq!(m.customer_talk_s, Some(0.0));
     }

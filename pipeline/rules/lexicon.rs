@@ -82,13 +82,11 @@ pub fn default_rules() -> Vec<PhraseRule> {
         // 标准服务用语 and call etiquette (seeds 001, 002 section 十五.2)
         PhraseRule { within_first_s: Some(20.0), ..required("zh.required.greeting", "zh", 5.0, &["您好", "你好"]) },
         PhraseRule {
-            before_silence_min_s: Some(10.0),
-            before_silence_within_s: Some(15.0),
+            before_hold_within_s: Some(15.0),
             ..required("zh.required.please_wait", "zh", 3.0, &["请稍等", "请您稍等", "稍等一下"])
         },
         PhraseRule {
-            after_silence_min_s: Some(10.0),
-            after_silence_within_s: Some(15.0),
+            after_hold_within_s: Some(15.0),
             ..required(
                 "zh.required.thanks_for_waiting",
                 "zh",
@@ -147,13 +145,11 @@ pub fn default_rules() -> Vec<PhraseRule> {
             )
         },
         PhraseRule {
-            before_silence_min_s: Some(10.0),
-            before_silence_within_s: Some(15.0),
+            before_hold_within_s: Some(15.0),
             ..required("en.required.please_hold", "en", 3.0, &["please hold", "one moment please", "bear with me"])
         },
         PhraseRule {
-            after_silence_min_s: Some(10.0),
-            after_silence_within_s: Some(15.0),
+            after_hold_within_s: Some(15.0),
             ..required(
                 "en.required.thanks_for_waiting",
                 "en",

@@ -2,8 +2,8 @@
 //! 0-100 score.
 //!
 //! A rule lists patterns a speaker must not say (`forbidden`) or must say (`required`),
-//! optionally only in a window: the first / last N seconds, or within N seconds before or
-//! after a silence of at least M seconds (a hold). Matching is on normalised text and, for
+//! optionally only in a window: the first / last N seconds, within N seconds before or after
+//! each hold ([`crate::metrics::hold`]), or before or after each silence of at least M seconds. Matching is on normalised text and, for
 //! recognition errors, by sound ([`units`], [`matcher`]). Each hit or miss is an event with
 //! the words' own times; each violated rule deducts its points once, and the [`scorecard`]
 //! adds deductions for metric thresholds. `qa_score = max(0, 100 - sum(points))`, so the
@@ -73,6 +73,12 @@ pub struct PhraseRule {
     /// Window: within the last N seconds of the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within_last_s: Option<f64>,
+    /// Window: within this many seconds before each hold starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_hold_within_s: Option<f64>,
+    /// Window: within this many seconds after each hold ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_hold_within_s: Option<f64>,
     /// Window: after each silence of at least this many seconds ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_silence_min_s: Option<f64>,
@@ -100,6 +106,8 @@ impl Default for PhraseRule {
             language: None,
             within_first_s: None,
             within_last_s: None,
+            before_hold_within_s: None,
+            after_hold_within_s: None,
             after_silence_min_s: None,
             after_silence_within_s: None,
             before_silence_min_s: None,
@@ -170,7 +178,13 @@ struct Window {
     end_s: f64,
 }
 
-fn windows(rule: &PhraseRule, speech: &[&[SpeechInterval]], duration_s: f64) -> Vec<Window> {
+fn windows(rule: &PhraseRule, speech: &[&[SpeechInterval]], holds: &[SpeechInterval], duration_s: f64) -> Vec<Window> {
+    if let Some(within) = rule.before_hold_within_s {
+        return holds.iter().map(|h| Window { start_s: (h.start_s - within).max(0.0), end_s: h.start_s }).collect();
+    }
+    if let Some(within) = rule.after_hold_within_s {
+        return holds.iter().map(|h| Window { start_s: h.end_s, end_s: (h.end_s + within).min(duration_s) }).collect();
+    }
     let silences = |min_s: f64| -> Vec<SpeechInterval> {
         intervals::gaps(&intervals::union(speech)).into_iter().filter(|g| g.duration_s() >= min_s).collect()
     };
@@ -196,6 +210,7 @@ pub struct CallText<'a> {
     pub speech: &'a [(Speaker, Vec<SpeechInterval>)],
     pub duration_s: f64,
     pub language: &'a str,
+    pub holds: &'a [SpeechInterval],
 }
 
 struct Hit {
@@ -240,6 +255,22 @@ fn find_hits(rule: &PhraseRule, streams: &[Stream], settings: &MatchSettings) ->
     hits
 }
 
+/// Where `speaker`'s words match any of `patterns` (as phrase rules match): (start_s, end_s,
+/// text as transcribed), in time order.
+pub fn phrase_times(
+    utterances: &[Utterance],
+    speaker: Speaker,
+    patterns: &[String],
+    settings: &MatchSettings,
+) -> Vec<(f64, f64, String)> {
+    let scope = match speaker {
+        Speaker::Customer => SpeakerScope::Customer,
+        Speaker::Agent | Speaker::Mixed => SpeakerScope::Agent,
+    };
+    let rule = PhraseRule { speaker: scope, patterns: patterns.to_vec(), ..Default::default() };
+    find_hits(&rule, &streams(utterances), settings).into_iter().map(|h| (h.start_s, h.end_s, h.text)).collect()
+}
+
 /// Events for every rule that applies to the call. A rule's first violation carries its
 /// points; later ones of the same rule carry 0.
 pub fn evaluate(rules: &[PhraseRule], settings: &MatchSettings, call: &CallText) -> Vec<Event> {
@@ -248,7 +279,7 @@ pub fn evaluate(rules: &[PhraseRule], settings: &MatchSettings, call: &CallText)
     let mut events = Vec::new();
     for rule in rules.iter().filter(|r| r.language.as_deref().is_none_or(|l| l == call.language)) {
         let hits = find_hits(rule, &streams, settings);
-        let windows = windows(rule, &speech, call.duration_s);
+        let windows = windows(rule, &speech, call.holds, call.duration_s);
         let inside = |h: &Hit, w: &Window| h.start_s >= w.start_s - 0.5 && h.end_s <= w.end_s + 0.5;
         let mut first = true;
         let mut points = || std::mem::replace(&mut first, false).then_some(rule.points).or(Some(0.0));

@@ -22,6 +22,15 @@ pub struct ScorecardSettings {
     pub agent_interruption_points: f64,
     /// Any fast_speech event of the agent deducts this. Default 3.
     pub fast_speech_points: f64,
+    /// A hold at least this long (seconds) deducts `long_hold_points`. Default 120 (Calabrio's
+    /// "hold over 2 minutes").
+    pub long_hold_s: f64,
+    /// Default 5.
+    pub long_hold_points: f64,
+    /// More holds than this deducts `many_holds_points`. Default 3.
+    pub max_holds: u32,
+    /// Default 5.
+    pub many_holds_points: f64,
     /// `callqa sample` and `report` flag a call as a risk for human review when its qa_score
     /// is below this (and when it crosses any threshold above). Default 80.
     pub review_below_score: f64,
@@ -35,6 +44,10 @@ impl Default for ScorecardSettings {
             max_agent_interruptions: 2,
             agent_interruption_points: 5.0,
             fast_speech_points: 3.0,
+            long_hold_s: 120.0,
+            long_hold_points: 5.0,
+            max_holds: 3,
+            many_holds_points: 5.0,
             review_below_score: 80.0,
         }
     }
@@ -52,17 +65,38 @@ fn deduction(rule_id: &str, severity: Severity, points: f64, cause: &Event, deta
 /// Deduction events for the metric thresholds, each anchored at the event that crossed it.
 pub fn metric_deductions(metrics: &CallMetrics, events: &[Event], s: &ScorecardSettings) -> Vec<Event> {
     let mut out = Vec::new();
-    let longest_silence = events
-        .iter()
-        .filter(|e| e.kind == EventKind::Silence && e.end_s - e.start_s >= s.long_silence_s)
-        .max_by(|a, b| (a.end_s - a.start_s).total_cmp(&(b.end_s - b.start_s)));
-    if let (Some(e), true) = (longest_silence, s.long_silence_points > 0.0) {
+    let longest = |kind: EventKind, limit_s: f64| {
+        events
+            .iter()
+            .filter(|e| e.kind == kind && e.end_s - e.start_s >= limit_s)
+            .max_by(|a, b| (a.end_s - a.start_s).total_cmp(&(b.end_s - b.start_s)))
+    };
+    if let (Some(e), true) = (longest(EventKind::Silence, s.long_silence_s), s.long_silence_points > 0.0) {
         out.push(deduction(
             "scorecard.long_silence",
             Severity::Major,
             s.long_silence_points,
             e,
             format!("dead air of {:.0} s (limit {:.0} s)", e.end_s - e.start_s, s.long_silence_s),
+        ));
+    }
+    if let (Some(e), true) = (longest(EventKind::Hold, s.long_hold_s), s.long_hold_points > 0.0) {
+        out.push(deduction(
+            "scorecard.long_hold",
+            Severity::Major,
+            s.long_hold_points,
+            e,
+            format!("customer on hold for {:.0} s (limit {:.0} s)", e.end_s - e.start_s, s.long_hold_s),
+        ));
+    }
+    let holds: Vec<&Event> = events.iter().filter(|e| e.kind == EventKind::Hold).collect();
+    if s.many_holds_points > 0.0 && metrics.hold_count > s.max_holds {
+        out.push(deduction(
+            "scorecard.many_holds",
+            Severity::Minor,
+            s.many_holds_points,
+            holds[s.max_holds as usize],
+            format!("customer put on hold {} times (limit {})", holds.len(), s.max_holds),
         ));
     }
     let by_agent: Vec<&Event> =

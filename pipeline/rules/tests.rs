@@ -42,8 +42,18 @@ fn speech_of(utterances: &[Utterance]) -> Vec<(Speaker, Vec<SpeechInterval>)> {
 }
 
 fn run(rules: &[PhraseRule], utterances: &[Utterance], duration_s: f64) -> Vec<Event> {
+    run_with_holds(rules, utterances, duration_s, &[])
+}
+
+fn run_with_holds(
+    rules: &[PhraseRule],
+    utterances: &[Utterance],
+    duration_s: f64,
+    holds: &[SpeechInterval],
+) -> Vec<Event> {
     let speech = speech_of(utterances);
-    evaluate(rules, &MatchSettings::default(), &CallText { utterances, speech: &speech, duration_s, language: "zh" })
+    let call = CallText { utterances, speech: &speech, duration_s, language: "zh", holds };
+    evaluate(rules, &MatchSettings::default(), &call)
 }
 
 fn rule(kind: RuleKind, speaker: SpeakerScope, patterns: &[&str]) -> PhraseRule {
@@ -158,6 +168,36 @@ fn thanks_for_waiting_is_required_after_each_hold() {
 }
 
 #[test]
+fn default_etiquette_is_keyed_on_holds_not_on_any_silence() {
+    let etiquette: Vec<PhraseRule> = lexicon::default_rules()
+        .into_iter()
+        .filter(|r| ["zh.required.please_wait", "zh.required.thanks_for_waiting"].contains(&r.id.as_str()))
+        .collect();
+    assert_eq!(etiquette.len(), 2);
+    let u = [
+        utt(Speaker::Agent, 0.0, 4.0, "请您稍等我帮您查一下"),
+        // hold 4-30 (phrase)
+        utt(Speaker::Agent, 30.0, 35.0, "谢谢您的耐心等待"),
+        utt(Speaker::Customer, 36.0, 38.0, "好的"),
+        utt(Speaker::Agent, 40.0, 42.0, "我看一下"),
+        // hold 42-80 (music, no phrase, nothing said after it)
+        utt(Speaker::Agent, 80.0, 84.0, "查到了您的订单"),
+        // 84-110: dead air, not a hold: no etiquette required
+        utt(Speaker::Agent, 110.0, 112.0, "还有别的吗"),
+    ];
+    let holds = [SpeechInterval { start_s: 4.0, end_s: 30.0 }, SpeechInterval { start_s: 42.0, end_s: 80.0 }];
+    let events = run_with_holds(&etiquette, &u, 120.0, &holds);
+    let missing: Vec<(&str, f64, f64)> =
+        events.iter().map(|e| (e.rule_id.as_deref().unwrap(), e.start_s, e.end_s)).collect();
+    assert_eq!(
+        missing,
+        vec![("zh.required.please_wait", 27.0, 42.0), ("zh.required.thanks_for_waiting", 80.0, 95.0)],
+        "{events:?}"
+    );
+    assert!(run_with_holds(&etiquette, &u, 120.0, &[]).is_empty(), "no holds, nothing required");
+}
+
+#[test]
 fn language_scoped_rules_skip_other_languages() {
     let english = PhraseRule {
         language: Some("en".into()),
@@ -170,7 +210,7 @@ fn language_scoped_rules_skip_other_languages() {
 fn exact_only_matching_misses_homophones() {
     let u = [utt(Speaker::Agent, 0.0, 5.0, "不管我的事")];
     let speech = speech_of(&u);
-    let call = CallText { utterances: &u, speech: &speech, duration_s: 10.0, language: "zh" };
+    let call = CallText { utterances: &u, speech: &speech, duration_s: 10.0, language: "zh", holds: &[] };
     let r = [rule(RuleKind::Forbidden, SpeakerScope::Agent, &["不关我的事"])];
     assert!(evaluate(&r, &MatchSettings { fuzzy: false, ..Default::default() }, &call).is_empty());
     assert_eq!(evaluate(&r, &MatchSettings::default(), &call).len(), 1);
@@ -220,6 +260,26 @@ fn score_arithmetic_traces_every_point_to_an_event() {
     assert!(scorecard::metric_deductions(&fine, &events[..1], &ScorecardSettings::default())
         .iter()
         .all(|e| e.rule_id.as_deref() != Some("scorecard.agent_interruptions")));
+}
+
+#[test]
+fn long_and_many_holds_deduct_once_each() {
+    let hold = |start_s: f64, seconds: f64| {
+        Event::metric(EventKind::Hold, Some(Speaker::Agent), start_s, start_s + seconds, String::new())
+    };
+    let holds = vec![hold(10.0, 30.0), hold(60.0, 130.0), hold(200.0, 125.0), hold(400.0, 20.0)];
+    let metrics = CallMetrics { hold_count: 4, ..Default::default() };
+    let deductions = scorecard::metric_deductions(&metrics, &holds, &ScorecardSettings::default());
+    let found: Vec<(&str, f64)> = deductions.iter().map(|e| (e.rule_id.as_deref().unwrap(), e.start_s)).collect();
+    // The longest hold over 120 s; the fourth hold crosses the limit of 3.
+    assert_eq!(found, vec![("scorecard.long_hold", 60.0), ("scorecard.many_holds", 400.0)]);
+    let three = CallMetrics { hold_count: 3, ..Default::default() };
+    assert!(scorecard::metric_deductions(
+        &three,
+        &holds[..3],
+        &ScorecardSettings { long_hold_points: 0.0, ..Default::default() }
+    )
+    .is_empty());
 }
 
 #[test]

@@ -115,8 +115,16 @@ pub fn voice(
     timings.resample = clock.elapsed().as_secs_f64();
     let clock = Instant::now();
     let channel_audio: Vec<&[f32]> = channels.iter().map(|c| c.samples_16k.as_slice()).collect();
-    let speech: Vec<(Speaker, Vec<SpeechInterval>)> =
+    let mut speech: Vec<(Speaker, Vec<SpeechInterval>)> =
         channels.iter().map(|c| c.speaker).zip(vad::detect_call(&channel_audio, &config.vad)).collect();
+    // Hold music on the agent channel is not the agent talking; the VAD may take it for speech.
+    let mut music = Vec::new();
+    if let Some((channel, (_, intervals))) =
+        channels.iter().zip(speech.iter_mut()).find(|(c, _)| matches!(c.speaker, Speaker::Agent | Speaker::Mixed))
+    {
+        music = vad::music::music_intervals(&channel.samples_16k, config.hold.music_min_s);
+        *intervals = metrics::intervals::subtract(intervals, &music, config.vad.min_speech_s);
+    }
     // Loudness needs the audio and the speech intervals, and is counted with speech activity.
     let mut loudness = crate::record::Loudness::default();
     for (channel, (_, intervals)) in channels.iter().zip(&speech) {
@@ -126,7 +134,7 @@ pub fn voice(
         loudness.events.extend(events);
     }
     timings.vad = clock.elapsed().as_secs_f64();
-    Ok(VoicedCall { source: source.clone(), content_sha256, facts, channels, speech, loudness, timings })
+    Ok(VoicedCall { source: source.clone(), content_sha256, facts, channels, speech, music, loudness, timings })
 }
 
 /// What transcription runs with.
@@ -148,7 +156,7 @@ fn asr_error_type(e: &AsrError) -> ErrorType {
 /// Transcribe every channel (or nothing, without `asr`); the audio is dropped here.
 pub fn transcribe(call: VoicedCall, asr: Option<Asr<'_>>) -> Result<TranscribedCall, CallFailure> {
     let clock = Instant::now();
-    let VoicedCall { source, content_sha256, facts, channels, speech, loudness, mut timings } = call;
+    let VoicedCall { source, content_sha256, facts, channels, speech, music, loudness, mut timings } = call;
     let mut utterances = Vec::new();
     let mut dropped = asr::filter::DropCounts::default();
     let mut language = None;
@@ -196,6 +204,7 @@ pub fn transcribe(call: VoicedCall, asr: Option<Asr<'_>>) -> Result<TranscribedC
         content_sha256,
         facts,
         speech,
+        music,
         loudness,
         model,
         language,
@@ -222,6 +231,8 @@ fn most_heard(detections: &[(String, f64)]) -> Option<String> {
 /// the stored tables.
 pub struct ScoringInput<'a> {
     pub speech: &'a [(Speaker, Vec<SpeechInterval>)],
+    /// Music and tones on the agent channel (the mix on mono).
+    pub music: &'a [SpeechInterval],
     pub utterances: &'a [crate::record::Utterance],
     pub duration_s: f64,
     /// `None` when nothing was transcribed.
@@ -233,8 +244,14 @@ pub struct ScoringInput<'a> {
 /// transcription, and when the call's language or the agent's has no phrase rules (an event
 /// `no_rules_for_language` says so): a call nobody could check must not look perfect.
 pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, Vec<Event>, Option<Scores>) {
+    let holds = holds(input, config);
     let (metrics, mut events) =
-        metrics::compute(input.speech, input.utterances, input.language, &config.metric_settings());
+        metrics::compute(input.speech, input.utterances, input.language, &holds, &config.metric_settings());
+    let holder = input.speech.iter().map(|(s, _)| *s).find(|s| matches!(s, Speaker::Agent | Speaker::Mixed));
+    events.extend(input.music.iter().map(|m| {
+        let detail = format!("music or a tone on the agent's line for {:.0} s", m.duration_s());
+        Event::metric(EventKind::Music, holder, m.start_s, m.end_s, detail)
+    }));
     let Some(language) = input.language else {
         crate::record::sort_events(&mut events);
         return (metrics, events, None);
@@ -262,8 +279,14 @@ pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, V
         )
     }));
     let scored = unchecked.iter().all(|(speaker, _)| matches!(speaker, Some(Speaker::Customer)));
-    let text =
-        rules::CallText { utterances: input.utterances, speech: input.speech, duration_s: input.duration_s, language };
+    let hold_intervals: Vec<SpeechInterval> = holds.iter().map(metrics::hold::Hold::interval).collect();
+    let text = rules::CallText {
+        utterances: input.utterances,
+        speech: input.speech,
+        duration_s: input.duration_s,
+        language,
+        holds: &hold_intervals,
+    };
     let phrase_events = rules::evaluate(&config.phrases, &config.matching, &text);
     let count = |kind: EventKind| phrase_events.iter().filter(|e| e.kind == kind).count() as u32;
     let (forbidden_hits, required_missing) =
@@ -277,11 +300,27 @@ pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, V
     (metrics, events, scores)
 }
 
+/// The call's holds: silences of the agent (the mix on mono) after a hold phrase of the call's
+/// language, or with music.
+fn holds(input: &ScoringInput, config: &Config) -> Vec<metrics::hold::Hold> {
+    let Some((holder, agent_speech)) = input.speech.iter().find(|(s, _)| matches!(s, Speaker::Agent | Speaker::Mixed))
+    else {
+        return Vec::new();
+    };
+    let patterns = input.language.and_then(|l| config.hold.phrases.get(l)).map_or(&[][..], Vec::as_slice);
+    let phrases: Vec<(f64, String)> = rules::phrase_times(input.utterances, *holder, patterns, &config.matching)
+        .into_iter()
+        .map(|(_, end_s, text)| (end_s, text))
+        .collect();
+    metrics::hold::holds(agent_speech, &phrases, input.music, input.duration_s, &config.hold)
+}
+
 /// Metrics, phrase rules and the scorecard.
 pub fn score(mut call: TranscribedCall, config: &Config) -> ScoredCall {
     let clock = Instant::now();
     let input = ScoringInput {
         speech: &call.speech,
+        music: &call.music,
         utterances: &call.utterances,
         duration_s: call.facts.duration_s,
         language: call.language.as_deref(),

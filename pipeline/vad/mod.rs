@@ -8,6 +8,7 @@
 //! On two-channel calls [`detect_call`] first removes each channel's crosstalk ([`bleed`]).
 
 pub mod bleed;
+pub mod music;
 
 use serde::{Deserialize, Serialize};
 
