@@ -107,6 +107,77 @@ pub fn load_clip(path: &Path) -> Result<Vec<f32>, AssembleError> {
     Ok(samples)
 }
 
+/// Synthetic hold music, 16 kHz: a melody of harmonic notes (a quarter to one second each,
+/// with a slight vibrato) over two-second chords and a hi-hat every half second. Level about
+/// that of the corpus clips levelled for tests. No recorded music ships in the corpus; this
+/// stands in for it in tests and benchmarks.
+pub fn hold_music(seconds: f64, seed: u64) -> Vec<f32> {
+    use std::f64::consts::TAU;
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407) | 1;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    const SCALE: [f64; 8] = [261.6, 293.7, 329.6, 349.2, 392.0, 440.0, 493.9, 523.3];
+    let len = (seconds * RATE as f64) as usize;
+    let mut out = vec![0.0f64; len];
+    let mut add = |start_s: f64, samples: Vec<f64>| {
+        let at = (start_s * RATE as f64) as usize;
+        for (o, s) in out.iter_mut().skip(at).zip(samples) {
+            *o += s;
+        }
+    };
+    let mut at = 0.0;
+    while at < seconds {
+        let duration = [0.25, 0.5, 0.5, 1.0][(random() * 4.0) as usize];
+        let hz = SCALE[(random() * 8.0) as usize] * if random() < 0.5 { 1.0 } else { 2.0 };
+        let note = (0..(duration * RATE as f64) as usize)
+            .map(|i| {
+                let t = i as f64 / RATE as f64;
+                let envelope = (t / 0.02).min(1.0) * (-1.5 * t).exp();
+                let phase = TAU * hz * t * (1.0 + 0.003 * (TAU * 5.0 * t).sin());
+                envelope * (1..=5).map(|k| 0.3 / k as f64 * (phase * k as f64).sin()).sum::<f64>()
+            })
+            .collect();
+        add(at, note);
+        at += duration;
+    }
+    for chord in 0..(seconds / 2.0).ceil() as usize {
+        let root = SCALE[(random() * 8.0) as usize] / 2.0;
+        let samples = (0..2 * RATE as usize)
+            .map(|i| {
+                let t = i as f64 / RATE as f64;
+                [1.0, 1.26, 1.5].iter().map(|r| 0.1 * (TAU * root * r * t).sin()).sum::<f64>()
+            })
+            .collect();
+        add(chord as f64 * 2.0, samples);
+    }
+    for beat in 0..(seconds * 2.0) as usize {
+        let hat =
+            (0..RATE as usize / 20).map(|i| 0.05 * (random() * 2.0 - 1.0) * (-(i as f64) / 200.0).exp()).collect();
+        add(beat as f64 * 0.5, hat);
+    }
+    out.into_iter().map(|s| (s * 0.25) as f32).collect()
+}
+
+/// A hold tone, 16 kHz: `hz` for `on_s`, silent for `off_s`, repeated (continuous when
+/// `off_s` is 0).
+pub fn hold_tone(seconds: f64, hz: f64, on_s: f64, off_s: f64) -> Vec<f32> {
+    (0..(seconds * RATE as f64) as usize)
+        .map(|i| {
+            let t = i as f64 / RATE as f64;
+            let on = t % (on_s + off_s) < on_s;
+            if on {
+                (0.1 * (std::f64::consts::TAU * hz * t).sin()) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
 /// First and last 10 ms frame louder than 5% of the loudest frame's RMS (-26 dB).
 pub fn speech_bounds(samples: &[f32]) -> (usize, usize) {
     const FRAME: usize = 160;

@@ -50,16 +50,6 @@ struct Run {
     _dir: tempfile::TempDir,
 }
 
-fn espeak(text: &str, path: &Path) {
-    let status = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(path)
-        .arg(text)
-        .status()
-        .expect("espeak-ng runs (scripts/setup.sh installs it)");
-    assert!(status.success());
-}
-
 fn run() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {

@@ -120,3 +120,14 @@ pub fn callqa_bin() -> std::process::Command {
 pub fn clip(file: &str) -> (std::path::PathBuf, String) {
     (corpus(file), reference(file))
 }
+
+/// Synthesise English speech (US voice, 150 words a minute) into a WAV file.
+pub fn espeak(text: &str, path: &std::path::Path) {
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(path)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs (scripts/setup.sh installs it)");
+    assert!(status.success());
+}
