@@ -85,6 +85,10 @@ fn audio_stages(c: &mut Criterion) {
     g.bench_function("two channels with crosstalk removal", |b| {
         b.iter(|| vad::detect_call(black_box(&refs), &Default::default()))
     });
+    // Beside earshot on the same minute: what looking for hold music adds to the agent channel.
+    g.bench_function("music and tones one channel", |b| {
+        b.iter(|| vad::music::music_intervals(black_box(&minute[0]), 3.0))
+    });
     g.finish();
 }
 

@@ -124,7 +124,8 @@ enum Command {
         #[arg(long, requires = "from")]
         to: Option<chrono::NaiveDate>,
     },
-    /// Write a month's agent_month table and HTML report (OUT/reports/qa-YYYY-MM.html).
+    /// Write a month's agent_month, rule_agreement and evaluations tables and HTML report
+    /// (OUT/reports/qa-YYYY-MM.html).
     Report {
         #[arg(long)]
         out: PathBuf,
@@ -137,6 +138,32 @@ enum Command {
         /// applies to the files written.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The muted copies written by `callqa run --redacted-audio DIR`: the report plays
+        /// those where they exist instead of the recordings.
+        #[arg(long)]
+        redacted_audio: Option<PathBuf>,
+    },
+    /// Record a human evaluation of a call (a CSV file in OUT/evaluations/_drop/) and update
+    /// the evaluations table.
+    Evaluate {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        call: String,
+        /// The evaluator's overall verdict.
+        #[arg(long, action = clap::ArgAction::Set)]
+        passed: bool,
+        #[arg(long, default_value = "")]
+        evaluator: String,
+        /// Rule ids whose automatic flag (or absence) the evaluator confirms, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        confirmed: Vec<String>,
+        /// Rule ids whose automatic flag the evaluator rejects.
+        #[arg(long, value_delimiter = ',')]
+        rejected: Vec<String>,
+        /// Rule ids that do not apply to this call.
+        #[arg(long, value_delimiter = ',')]
+        not_applicable: Vec<String>,
     },
     /// Print every table's columns, types and descriptions.
     Schema,
@@ -316,16 +343,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 summary.calls, summary.dates, summary.wall_s, summary.run_id
             );
         }
-        Command::Report { out, month, seed, config } => {
+        Command::Report { out, month, seed, config, redacted_audio } => {
             let config = load_config(config.as_deref())?;
             config.privacy.output_access.apply();
             let settings = SampleSettings { seed, ..Default::default() };
-            let files = callqa::review::report(&out, &month, &settings, &config.scorecard)?;
+            let audio = callqa::review::AudioLinks { redacted_dir: redacted_audio.as_deref() };
+            let files = callqa::review::report(&out, &month, &settings, &config.scorecard, &audio)?;
             println!(
-                "{} agents; agent_month: {}; report: {}",
+                "{} agents, {} rules with human verdicts; agent_month: {}; rule_agreement: {}; report: {}",
                 files.agents.len() - 1,
+                files.rules.iter().filter(|r| r.evaluated > 0).count(),
                 files.agent_month.display(),
+                files.rule_agreement.display(),
                 files.html.display()
+            );
+        }
+        Command::Evaluate { out, call, passed, evaluator, confirmed, rejected, not_applicable } => {
+            use callqa::sampling::agreement::{Evaluation, Verdict};
+            let verdicts = [
+                (confirmed, Verdict::Confirmed),
+                (rejected, Verdict::Rejected),
+                (not_applicable, Verdict::NotApplicable),
+            ]
+            .into_iter()
+            .flat_map(|(rules, verdict)| rules.into_iter().filter(|r| !r.trim().is_empty()).map(move |r| (r, verdict)))
+            .collect();
+            let evaluation = Evaluation {
+                call_id: call,
+                evaluator,
+                evaluated_at: Some(chrono::Utc::now().timestamp_micros()),
+                passed,
+                verdicts,
+            };
+            let file = callqa::review::evaluations::append(&out, &evaluation)?;
+            let all = callqa::review::evaluations::sync_table(&out)?;
+            println!(
+                "recorded {}; {} evaluations in {}",
+                file.display(),
+                all.len(),
+                callqa::review::evaluations::table_path(&out).display()
             );
         }
         Command::Schema => print!("{}", callqa::sinks::schema::describe()),

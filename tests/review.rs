@@ -117,11 +117,45 @@ fn sample_report_browser_and_notebook_on_a_real_run() {
     assert!(agent("A2")["required_missing_rate"].as_f64().unwrap() >= 0.5);
     assert!(agent("ALL").get("fail_rate_est").is_none_or(serde_json::Value::is_null));
 
-    // Human verdicts arrive: the weighted estimate and its interval appear.
+    // Human verdicts arrive, as a QA form export with a column per rule: evaluators confirm
+    // the first automatic flag of each call and reject the others.
+    let events = read_table(out, "events");
+    let flags_of = |id: &str| -> Vec<String> {
+        let mut flags: Vec<String> = events
+            .iter()
+            .filter(|e| e["call_id"] == id)
+            .filter_map(|e| e.get("rule_id").and_then(|r| r.as_str()).map(String::from))
+            .collect();
+        flags.sort();
+        flags.dedup();
+        flags
+    };
+    let ids = ["A1-1", "A1-2", "A2-1", "A2-2"];
+    let mut rules: Vec<String> = ids.iter().flat_map(|id| flags_of(id)).collect();
+    rules.sort();
+    rules.dedup();
+    assert!(!rules.is_empty(), "the month has automatic flags");
+    let mut csv = format!("call_id,evaluator,evaluated_at,passed,{}\n", rules.join(","));
+    for (id, passed) in ids.iter().zip(["true", "true", "true", "false"]) {
+        let flags = flags_of(id);
+        let cells: Vec<&str> = rules
+            .iter()
+            .map(|r| match flags.iter().position(|f| f == r) {
+                Some(0) => "confirmed",
+                Some(_) => "rejected",
+                None => "",
+            })
+            .collect();
+        csv.push_str(&format!("{id},李娜,2026-11-02 10:00,{passed},{}\n", cells.join(",")));
+    }
     std::fs::create_dir_all(out.join("evaluations")).unwrap();
-    std::fs::write(out.join("evaluations/week1.csv"), "call_id,passed\nA1-1,true\nA1-2,true\nA2-1,true\nA2-2,false\n")
-        .unwrap();
-    callqa(&["report", "--month", "2026-10"], out);
+    std::fs::write(out.join("evaluations/week1.csv"), csv).unwrap();
+    // A second look at A2-2 with `callqa evaluate`: every flag confirmed. The latest counts.
+    let a22 = flags_of("A2-2");
+    let confirmed = a22.join(",");
+    callqa(&["evaluate", "--call", "A2-2", "--passed", "false", "--evaluator", "王芳", "--confirmed", &confirmed], out);
+    let stdout = callqa(&["report", "--month", "2026-10"], out);
+    assert!(stdout.contains("rules with human verdicts"), "{stdout}");
     let all = read_table(out, "agent_month").into_iter().find(|r| r["agent_id"] == "ALL").unwrap();
     let (est, low, high) = (
         all["fail_rate_est"].as_f64().unwrap(),
@@ -129,15 +163,60 @@ fn sample_report_browser_and_notebook_on_a_real_run() {
         all["fail_rate_high"].as_f64().unwrap(),
     );
     assert!(low <= est && est <= high && est > 0.0 && est < 1.0, "{low} {est} {high}");
+    assert!(all.contains_key("holds_per_call") && all.contains_key("agent_raised_voice_rate"));
+    assert!(out.join("evaluations/_drop/week1.csv").exists(), "the drop folder keeps the CSVs out of the table");
+    let evaluations = read_table(out, "evaluations");
+    assert_eq!(evaluations.len(), 5, "{evaluations:?}");
+    // Every sampled call was drawn with probability 1 (fewer calls than the per-agent minimum),
+    // so each rule's precision is its plain share of confirmed flags.
+    let agreement = read_table(out, "rule_agreement");
+    for rule in &rules {
+        let row = agreement.iter().find(|r| r["rule_id"] == rule.as_str()).unwrap_or_else(|| panic!("{rule}"));
+        let flagged: Vec<&&str> = ids.iter().filter(|id| flags_of(id).contains(rule)).collect();
+        let confirmed =
+            flagged.iter().filter(|id| ***id == "A2-2" || flags_of(id).first() == Some(rule)).count() as i64;
+        assert_eq!(row["evaluated"].as_i64().unwrap(), flagged.len() as i64, "{rule}");
+        assert_eq!(row["confirmed"].as_i64().unwrap(), confirmed, "{rule}");
+        let precision = row["precision_est"].as_f64().unwrap();
+        assert!((precision - confirmed as f64 / flagged.len() as f64).abs() < 1e-9, "{rule}: {precision}");
+        assert!(
+            row["precision_low"].as_f64().unwrap() <= precision && precision <= row["precision_high"].as_f64().unwrap()
+        );
+    }
+    // A real client reads the new tables: the drop folder is no part of them.
+    let check = Command::new(python())
+        .arg("-c")
+        .arg(
+            "import sys, pyarrow.dataset as ds, duckdb\n\
+             t = ds.dataset(sys.argv[1] + '/evaluations', format='parquet').to_table()\n\
+             assert t.num_rows == 5 and str(t.schema.field('confirmed').type) == 'list<item: string>', t.schema\n\
+             n = duckdb.sql(f\"SELECT count(*) FROM read_parquet('{sys.argv[1]}/rule_agreement/**/*.parquet', hive_partitioning = true) WHERE month = '2026-10'\").fetchall()[0][0]\n\
+             assert n > 0\n",
+        )
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 
     // The page: self-contained, and a real browser renders it.
     let html_path = out.join("reports/qa-2026-10.html");
     let html = std::fs::read_to_string(&html_path).unwrap();
-    for needle in ["Score distribution", "Calls to coach", "A2-2", "required_phrase_missing", "95% interval"] {
+    for needle in [
+        "Score distribution",
+        "Calls to coach",
+        "A2-2",
+        "Required phrase missing (greeting)",
+        "95% interval",
+        "Agreement with QA",
+        "holds per call",
+        "<audio",
+    ] {
         assert!(html.contains(needle), "{needle} missing from the report");
     }
     assert!(
-        !html.contains("http://") && !html.contains("https://") && !html.contains(" src="),
+        !html.contains("http://")
+            && !html.contains("https://")
+            && html.split(" src=\"").skip(1).all(|s| s.starts_with("file:///")),
         "the report must not load anything from the network"
     );
     let shots = tempfile::tempdir().unwrap();
@@ -169,6 +248,34 @@ fn sample_report_browser_and_notebook_on_a_real_run() {
         "rendered DOM: {}",
         &dom[..dom.len().min(300)]
     );
+    // Clicking a moment seeks its call's recording to that moment (the page's #moment= link
+    // clicks it on load; the script notes where the audio element went).
+    let first = html.split("class=\"seek\" id=\"").nth(1).expect("a moment to click");
+    let (moment, rest) = first.split_once('"').unwrap();
+    let (audio, t) = {
+        let audio = rest.split("data-audio=\"").nth(1).unwrap().split('"').next().unwrap();
+        let t: f64 = rest.split("data-t=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        (audio.to_string(), t)
+    };
+    let clicked = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--autoplay-policy=no-user-gesture-required",
+        ])
+        .arg(format!("--user-data-dir={}", shots.path().join("profile2").display()))
+        .args(["--virtual-time-budget=5000", "--dump-dom"])
+        .arg(format!("file://{}#moment={moment}", html_path.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&clicked.stdout);
+    let seeked = dom.split("data-seeked=\"").nth(1).map(|s| s.split('"').next().unwrap().to_string());
+    let seeked = seeked.unwrap_or_else(|| panic!("no seek after clicking {moment}: {}", &dom[..dom.len().min(400)]));
+    let (seeked_audio, seeked_t) = seeked.split_once('@').unwrap();
+    assert_eq!(seeked_audio, audio);
+    assert!((seeked_t.parse::<f64>().unwrap() - t).abs() < 0.05, "seeked to {seeked_t}, moment at {t}");
 
     // The notebook a QA manager runs, executed end to end on this output.
     let python = python();
@@ -185,4 +292,7 @@ fn sample_report_browser_and_notebook_on_a_real_run() {
     assert!(nb.status.success(), "notebook failed: {}", String::from_utf8_lossy(&nb.stderr));
     let text = std::fs::read_to_string(&executed).unwrap();
     assert!(text.contains("A2-2") && text.contains("listen_at"), "notebook output lacks the calls to coach");
+    // Score distribution, agents with intervals, daily trends, loudness and agreement are drawn.
+    let plots = text.matches("image/png").count();
+    assert!(plots >= 5, "the notebook drew {plots} plots");
 }

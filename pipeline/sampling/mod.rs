@@ -192,5 +192,7 @@ pub fn by_agent(selected: &[Selected]) -> BTreeMap<&str, Vec<&Selected>> {
     out
 }
 
+pub mod agreement;
+
 #[cfg(test)]
 mod tests;

@@ -27,7 +27,12 @@ pub fn file_name(call_id: &str) -> String {
 }
 
 pub fn path_for(dir: &Path, call: &ScoredCall) -> PathBuf {
-    dir.join(format!("call_date={}", call.call.source.call_date)).join(file_name(&call.call.source.call_id))
+    copy_path(dir, &call.call.source.call_date.to_string(), &call.call.source.call_id)
+}
+
+/// Where the muted copy of a call of `call_date` (YYYY-MM-DD) lies under `dir`.
+pub fn copy_path(dir: &Path, call_date: &str, call_id: &str) -> PathBuf {
+    dir.join(format!("call_date={call_date}")).join(file_name(call_id))
 }
 
 /// Write the muted copy of a call's recording; returns its path.

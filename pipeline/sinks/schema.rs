@@ -198,11 +198,52 @@ pub fn agent_month() -> Table {
         col("required_missing_rate", DataType::Float64, false, "Share of calls missing a required phrase."),
         col("long_silence_rate", DataType::Float64, false, "Share of calls with dead air of 30 s or more."),
         col("agent_interruption_rate", DataType::Float64, false, "Share of calls where the agent interrupted the customer."),
+        col("holds_per_call", DataType::Float64, false, "Mean number of holds per call."),
+        col("long_hold_rate", DataType::Float64, false, "Share of calls with a hold of scorecard.long_hold_s (120 s) or more."),
+        col("agent_raised_voice_rate", DataType::Float64, false, "Share of calls with a raised_voice event of the agent (a coaching moment)."),
+        col("customer_raised_voice_rate", DataType::Float64, false, "Share of calls with a raised_voice event of the customer (an escalation signal)."),
         col("mean_qa_score", DataType::Float64, true, "Mean qa_score (null when nothing was transcribed)."),
         col("evaluated", DataType::Int32, false, "Sampled calls with a human verdict."),
         col("fail_rate_est", DataType::Float64, true, "Weighted (Hajek) estimate of the share of calls failing human review."),
         col("fail_rate_low", DataType::Float64, true, "Lower end of its 95% interval."),
         col("fail_rate_high", DataType::Float64, true, "Upper end of its 95% interval."),
+        ])),
+    }
+}
+
+pub fn evaluations() -> Table {
+    let rules = || DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
+    Table {
+        name: "evaluations",
+        description: "One row per human evaluation of a call, from the CSV files in OUT/evaluations/_drop/ (rewritten whole by `callqa evaluate` and `callqa report`). Not partitioned.",
+        partition: "",
+        schema: Arc::new(Schema::new(vec![
+            col("call_id", DataType::Utf8, false, "The call evaluated."),
+            col("evaluator", DataType::Utf8, false, "Who evaluated it ('' when the file did not say)."),
+            col("evaluated_at", utc(), true, "When (UTC); null when the file did not say. The latest evaluation of a call counts."),
+            col("passed", DataType::Boolean, false, "The evaluator's overall verdict."),
+            col("confirmed", rules(), false, "Rule ids (phrase rules, scorecard.*) the evaluator confirmed on this call."),
+            col("rejected", rules(), false, "Rule ids whose automatic flag the evaluator rejected."),
+            col("not_applicable", rules(), false, "Rule ids the evaluator marked not applicable."),
+        ])),
+    }
+}
+
+pub fn rule_agreement() -> Table {
+    Table {
+        name: "rule_agreement",
+        description: "Per rule and month (`callqa report`): how often human evaluators confirm the rule's automatic flags on the sampled calls, weighted by inclusion probability.",
+        partition: "month",
+        schema: Arc::new(Schema::new(vec![
+            col("month", DataType::Utf8, false, "YYYY-MM; also the partition key."),
+            col("rule_id", DataType::Utf8, false, "Phrase rule id or scorecard.* threshold."),
+            col("evaluated", DataType::Int32, false, "Flags of the rule on evaluated calls of the sample design with a confirmed or rejected verdict."),
+            col("confirmed", DataType::Int32, false, "Of those, confirmed."),
+            col("rejected", DataType::Int32, false, "Of those, rejected."),
+            col("precision_est", DataType::Float64, true, "Weighted (Hajek) share of the rule's flags confirmed: the month's precision of the rule; null when none evaluated."),
+            col("precision_low", DataType::Float64, true, "Lower end of its 95% interval (Wilson, effective sample size)."),
+            col("precision_high", DataType::Float64, true, "Upper end of its 95% interval."),
+            col("missed", DataType::Int32, false, "Evaluated calls where a human confirmed the rule but it had not fired (unweighted)."),
         ])),
     }
 }
@@ -251,7 +292,18 @@ pub fn runs() -> Table {
 }
 
 pub fn all_tables() -> Vec<Table> {
-    vec![calls(), utterances(), speech(), events(), failures(), runs(), samples(), agent_month()]
+    vec![
+        calls(),
+        utterances(),
+        speech(),
+        events(),
+        failures(),
+        runs(),
+        samples(),
+        agent_month(),
+        evaluations(),
+        rule_agreement(),
+    ]
 }
 
 /// Human-readable description of every table, for `callqa schema`.

@@ -1,21 +1,28 @@
-//! The monthly review, at the edge: `calls` / `events` tables -> `samples`, `agent_month` and a
-//! self-contained HTML report.
+//! The monthly review, at the edge: `calls` / `events` / `utterances` tables and human
+//! evaluations -> `samples`, `agent_month`, `evaluations`, `rule_agreement` and a
+//! self-contained HTML report ([`html`]).
 //!
 //! `sample` flags risky calls from the scored `calls` of a month and draws the human-review
 //! sample ([`crate::sampling`]); `report` summarises each agent (automated violation rates,
-//! mean score, and, where human verdicts exist in `OUT/evaluations/*.csv` with columns
-//! `call_id,passed`, the weighted fail-rate estimate with its 95% interval).
+//! holds, raised voices, mean score, and, where human evaluations exist ([`evaluations`]), the
+//! weighted fail-rate estimate with its 95% interval) and each rule's agreement with the
+//! evaluators ([`crate::sampling::agreement`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Write as _;
+pub mod evaluations;
+mod html;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Float64Array, Int32Array, Int64Array, PrimitiveArray, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
+use arrow::datatypes::{ArrowPrimitiveType, Float64Type, Int32Type};
 
 use crate::rules::scorecard::ScorecardSettings;
+use crate::sampling::agreement::{self, RuleAgreement};
 use crate::sampling::{self, CallFlags, SampleSettings, Selected};
 use crate::sinks::parquet::{self as pq, SinkError};
 use crate::sinks::schema;
@@ -44,7 +51,10 @@ pub struct CallRow {
     pub required_missing: Option<i32>,
     pub silence_max_s: f64,
     pub interruptions_by_agent: Option<i32>,
+    pub hold_count: i32,
+    pub hold_max_s: f64,
     pub qa_score: Option<f64>,
+    pub source_path: String,
 }
 
 impl CallRow {
@@ -71,6 +81,12 @@ impl CallRow {
         if self.too_many_agent_interruptions(s) {
             r.push("agent_interruptions");
         }
+        if self.hold_max_s >= s.long_hold_s {
+            r.push("long_hold");
+        }
+        if self.hold_count > s.max_holds as i32 {
+            r.push("many_holds");
+        }
         if self.qa_score.is_some_and(|score| score < s.review_below_score) {
             r.push("low_qa_score");
         }
@@ -95,20 +111,21 @@ fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
         .unwrap_or_else(|| vec![None; batch.num_rows()])
 }
 
-fn f64s(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+/// A numeric column as options (all `None` when the table predates it).
+fn numbers<T: ArrowPrimitiveType>(batch: &RecordBatch, name: &str) -> Vec<Option<T::Native>> {
     batch
         .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<Float64Array>())
+        .and_then(|c| c.as_any().downcast_ref::<PrimitiveArray<T>>())
         .map(|a| (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect())
         .unwrap_or_else(|| vec![None; batch.num_rows()])
 }
 
+fn f64s(batch: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+    numbers::<Float64Type>(batch, name)
+}
+
 fn i32s(batch: &RecordBatch, name: &str) -> Vec<Option<i32>> {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_any().downcast_ref::<Int32Array>())
-        .map(|a| (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect())
-        .unwrap_or_else(|| vec![None; batch.num_rows()])
+    numbers::<Int32Type>(batch, name)
 }
 
 /// The month's calls; the latest row wins when a call was processed more than once.
@@ -120,6 +137,7 @@ pub fn month_calls(out: &Path, month: &str) -> Result<Vec<CallRow>, ReviewError>
         let (forbidden, required, interruptions) =
             (i32s(&b, "forbidden_hits"), i32s(&b, "required_missing"), i32s(&b, "interruptions_by_agent"));
         let (silence, score) = (f64s(&b, "silence_max_s"), f64s(&b, "qa_score"));
+        let (holds, hold_max, paths) = (i32s(&b, "hold_count"), f64s(&b, "hold_max_s"), strings(&b, "source_path"));
         for i in 0..b.num_rows() {
             let call_id = ids[i].clone().unwrap_or_default();
             by_id.insert(
@@ -132,7 +150,10 @@ pub fn month_calls(out: &Path, month: &str) -> Result<Vec<CallRow>, ReviewError>
                     required_missing: required[i],
                     silence_max_s: silence[i].unwrap_or(0.0),
                     interruptions_by_agent: interruptions[i],
+                    hold_count: holds[i].unwrap_or(0),
+                    hold_max_s: hold_max[i].unwrap_or(0.0),
                     qa_score: score[i],
+                    source_path: paths[i].clone().unwrap_or_default(),
                 },
             );
         }
@@ -199,33 +220,6 @@ pub fn sample(
     Ok((selected, calls.len()))
 }
 
-/// Human verdicts from `OUT/evaluations/*.csv` (`call_id,passed`).
-pub fn read_evaluations(out: &Path) -> Result<HashMap<String, bool>, ReviewError> {
-    let mut verdicts = HashMap::new();
-    let dir = out.join("evaluations");
-    let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(verdicts) };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
-        .collect();
-    paths.sort();
-    for path in paths {
-        let fail = |reason: String| ReviewError::Evaluations { path: path.clone(), reason };
-        let mut reader = csv::Reader::from_path(&path).map_err(|e| fail(e.to_string()))?;
-        for row in reader.deserialize::<(String, String)>() {
-            let (call_id, passed) = row.map_err(|e| fail(e.to_string()))?;
-            let passed = match passed.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "pass" => true,
-                "false" | "0" | "no" | "fail" => false,
-                other => return Err(fail(format!("passed must be true/false, not {other:?}"))),
-            };
-            verdicts.insert(call_id, passed);
-        }
-    }
-    Ok(verdicts)
-}
-
 /// One agent's month (the `ALL` row covers everyone).
 #[derive(Debug, Clone)]
 pub struct AgentMonth {
@@ -236,6 +230,10 @@ pub struct AgentMonth {
     pub required_missing_rate: f64,
     pub long_silence_rate: f64,
     pub agent_interruption_rate: f64,
+    pub holds_per_call: f64,
+    pub long_hold_rate: f64,
+    pub agent_raised_voice_rate: f64,
+    pub customer_raised_voice_rate: f64,
     pub mean_qa_score: Option<f64>,
     pub evaluated: usize,
     pub fail_rate: Option<sampling::Estimate>,
@@ -245,7 +243,8 @@ fn summarise(
     agent_id: &str,
     calls: &[&CallRow],
     sampled: &[&Selected],
-    verdicts: &HashMap<String, bool>,
+    verdicts: &HashMap<&str, bool>,
+    month_events: &MonthEvents,
     scorecard: &ScorecardSettings,
 ) -> AgentMonth {
     let n = calls.len().max(1) as f64;
@@ -255,7 +254,7 @@ fn summarise(
     let observations: Vec<(bool, f64)> = sampled
         .iter()
         .filter(|s| s.in_design())
-        .filter_map(|s| verdicts.get(&s.call_id).map(|passed| (!passed, s.inclusion_prob)))
+        .filter_map(|s| verdicts.get(s.call_id.as_str()).map(|passed| (!passed, s.inclusion_prob)))
         .collect();
     AgentMonth {
         agent_id: agent_id.into(),
@@ -265,6 +264,10 @@ fn summarise(
         required_missing_rate: share(&|c| c.required_missing.unwrap_or(0) > 0),
         long_silence_rate: share(&|c| c.long_silence(scorecard)),
         agent_interruption_rate: share(&|c| c.too_many_agent_interruptions(scorecard)),
+        holds_per_call: calls.iter().map(|c| c.hold_count as f64).sum::<f64>() / n,
+        long_hold_rate: share(&|c| c.hold_max_s >= scorecard.long_hold_s),
+        agent_raised_voice_rate: share(&|c| month_events.raised_agent.contains(&c.call_id)),
+        customer_raised_voice_rate: share(&|c| month_events.raised_customer.contains(&c.call_id)),
         mean_qa_score: (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64),
         evaluated: observations.len(),
         fail_rate: sampling::weighted_rate(&observations),
@@ -274,23 +277,36 @@ fn summarise(
 /// Where `report` wrote its outputs.
 pub struct ReportFiles {
     pub agent_month: PathBuf,
+    pub rule_agreement: PathBuf,
     pub html: PathBuf,
     pub agents: Vec<AgentMonth>,
+    pub rules: Vec<RuleAgreement>,
 }
 
-/// Build `agent_month` and the HTML report for a month (drawing the sample first if needed).
+/// Where the report's audio links point.
+pub struct AudioLinks<'a> {
+    /// The muted copies of `callqa run --redacted-audio DIR`, used where one exists.
+    pub redacted_dir: Option<&'a Path>,
+}
+
+/// Build `agent_month`, `rule_agreement`, the `evaluations` table and the HTML report for a
+/// month (drawing the sample first if needed).
 pub fn report(
     out: &Path,
     month: &str,
     settings: &SampleSettings,
     scorecard: &ScorecardSettings,
+    audio: &AudioLinks,
 ) -> Result<ReportFiles, ReviewError> {
     let calls = month_calls(out, month)?;
     let mut samples = read_samples(out, month)?;
     if samples.is_empty() {
         samples = sample(out, month, settings, scorecard)?.0;
     }
-    let verdicts = read_evaluations(out)?;
+    let evaluations = evaluations::sync_table(out)?;
+    let latest = agreement::latest(&evaluations);
+    let verdicts: HashMap<&str, bool> = latest.iter().map(|(id, e)| (*id, e.passed)).collect();
+    let month_events = read_events(out, month, &samples)?;
     let mut agents: Vec<AgentMonth> = Vec::new();
     let mut by_agent: BTreeMap<&str, Vec<&CallRow>> = BTreeMap::new();
     for c in &calls {
@@ -299,24 +315,47 @@ pub fn report(
     let sampled_by_agent = sampling::by_agent(&samples);
     for (agent, rows) in &by_agent {
         let sampled = sampled_by_agent.get(agent).map_or(&[][..], Vec::as_slice);
-        agents.push(summarise(agent, rows, sampled, &verdicts, scorecard));
+        agents.push(summarise(agent, rows, sampled, &verdicts, &month_events, scorecard));
     }
     let everyone: Vec<&CallRow> = calls.iter().collect();
     let all_samples: Vec<&Selected> = samples.iter().collect();
-    agents.push(summarise("ALL", &everyone, &all_samples, &verdicts, scorecard));
+    agents.push(summarise("ALL", &everyone, &all_samples, &verdicts, &month_events, scorecard));
+    let flags: HashMap<String, BTreeSet<String>> = month_events
+        .moments
+        .iter()
+        .map(|(id, moments)| (id.clone(), moments.iter().filter_map(|m| m.rule_id.clone()).collect()))
+        .collect();
+    let rules = agreement::rule_agreement(&flags, &latest, &samples);
 
     let agent_month = out.join("agent_month").join(format!("month={month}")).join("agent_month.parquet");
     pq::write_file(&agent_month, &pq::without_column(agent_month_batch(month, &agents)?, "month"))?;
-    let events = read_events(out, month, &samples)?;
+    let rule_agreement = out.join("rule_agreement").join(format!("month={month}")).join("rule_agreement.parquet");
+    pq::write_file(&rule_agreement, &pq::without_column(rule_agreement_batch(month, &rules)?, "month"))?;
+    let transcripts = read_utterances(out, month, &samples)?;
+    let audio_of = |c: &CallRow| -> PathBuf {
+        let muted = audio.redacted_dir.map(|dir| crate::sinks::audio::copy_path(dir, &c.call_date, &c.call_id));
+        let path = muted.filter(|p| p.exists()).unwrap_or_else(|| PathBuf::from(&c.source_path));
+        std::fs::canonicalize(&path).unwrap_or(path)
+    };
+    let recordings: HashMap<&str, PathBuf> = calls.iter().map(|c| (c.call_id.as_str(), audio_of(c))).collect();
     let html = out.join("reports").join(format!("qa-{month}.html"));
-    let page = render_html(month, &calls, &agents, &samples, &events);
+    let page = html::render(&html::Page {
+        month,
+        calls: &calls,
+        agents: &agents,
+        samples: &samples,
+        moments: &month_events.moments,
+        transcripts: &transcripts,
+        recordings: &recordings,
+        rules: &rules,
+    });
     std::fs::create_dir_all(html.parent().unwrap())
         .map_err(|e| ReviewError::Write { path: html.clone(), reason: e.to_string() })?;
     let tmp = html.with_extension("html.tmp");
     std::fs::write(&tmp, page)
         .and_then(|_| std::fs::rename(&tmp, &html))
         .map_err(|e| ReviewError::Write { path: html.clone(), reason: e.to_string() })?;
-    Ok(ReportFiles { agent_month, html, agents })
+    Ok(ReportFiles { agent_month, rule_agreement, html, agents, rules })
 }
 
 fn agent_month_batch(month: &str, agents: &[AgentMonth]) -> Result<RecordBatch, SinkError> {
@@ -324,15 +363,21 @@ fn agent_month_batch(month: &str, agents: &[AgentMonth]) -> Result<RecordBatch, 
     let est = |g: fn(&sampling::Estimate) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter(agents.iter().map(|a| a.fail_rate.as_ref().map(g))))
     };
+    let rate =
+        |g: fn(&AgentMonth) -> f64| -> ArrayRef { Arc::new(Float64Array::from_iter_values(agents.iter().map(g))) };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(std::iter::repeat_n(month, agents.len()))),
         Arc::new(StringArray::from_iter_values(agents.iter().map(|a| a.agent_id.as_str()))),
         Arc::new(Int32Array::from_iter_values(agents.iter().map(|a| a.calls as i32))),
         Arc::new(Int32Array::from_iter_values(agents.iter().map(|a| a.sampled as i32))),
-        Arc::new(Float64Array::from_iter_values(agents.iter().map(|a| a.forbidden_rate))),
-        Arc::new(Float64Array::from_iter_values(agents.iter().map(|a| a.required_missing_rate))),
-        Arc::new(Float64Array::from_iter_values(agents.iter().map(|a| a.long_silence_rate))),
-        Arc::new(Float64Array::from_iter_values(agents.iter().map(|a| a.agent_interruption_rate))),
+        rate(|a| a.forbidden_rate),
+        rate(|a| a.required_missing_rate),
+        rate(|a| a.long_silence_rate),
+        rate(|a| a.agent_interruption_rate),
+        rate(|a| a.holds_per_call),
+        rate(|a| a.long_hold_rate),
+        rate(|a| a.agent_raised_voice_rate),
+        rate(|a| a.customer_raised_voice_rate),
         Arc::new(Float64Array::from_iter(agents.iter().map(|a| a.mean_qa_score))),
         Arc::new(Int32Array::from_iter_values(agents.iter().map(|a| a.evaluated as i32))),
         est(|e| e.value),
@@ -342,24 +387,102 @@ fn agent_month_batch(month: &str, agents: &[AgentMonth]) -> Result<RecordBatch, 
     pq::batch("agent_month", schema, columns)
 }
 
-/// (call_id -> [(start_s, kind, detail)]) for the sampled calls.
-fn read_events(
-    out: &Path,
-    month: &str,
-    samples: &[Selected],
-) -> Result<HashMap<String, Vec<(f64, String, String)>>, ReviewError> {
+fn rule_agreement_batch(month: &str, rules: &[RuleAgreement]) -> Result<RecordBatch, SinkError> {
+    let est = |g: fn(&sampling::Estimate) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(rules.iter().map(|r| r.precision.as_ref().map(g))))
+    };
+    let count = |g: fn(&RuleAgreement) -> usize| -> ArrayRef {
+        Arc::new(Int32Array::from_iter_values(rules.iter().map(|r| g(r) as i32)))
+    };
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(month, rules.len()))),
+        Arc::new(StringArray::from_iter_values(rules.iter().map(|r| r.rule_id.as_str()))),
+        count(|r| r.evaluated),
+        count(|r| r.confirmed),
+        count(|r| r.rejected),
+        est(|e| e.value),
+        est(|e| e.low),
+        est(|e| e.high),
+        count(|r| r.missed),
+    ];
+    pq::batch("rule_agreement", schema::rule_agreement().schema, columns)
+}
+
+/// One event of a sampled call, as the report shows it.
+#[derive(Debug, Clone)]
+pub struct Moment {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub kind: String,
+    pub speaker: Option<String>,
+    pub rule_id: Option<String>,
+    pub matched_text: Option<String>,
+    pub detail: String,
+}
+
+/// What the report reads of the month's events.
+#[derive(Default)]
+struct MonthEvents {
+    /// Sampled calls' events, in time order.
+    moments: HashMap<String, Vec<Moment>>,
+    /// Calls with a raised voice of the agent / of the customer.
+    raised_agent: HashSet<String>,
+    raised_customer: HashSet<String>,
+}
+
+fn read_events(out: &Path, month: &str, samples: &[Selected]) -> Result<MonthEvents, ReviewError> {
     let wanted: HashSet<&str> = samples.iter().map(|s| s.call_id.as_str()).collect();
-    let mut found: HashMap<String, Vec<(f64, String, String)>> = HashMap::new();
+    let mut found = MonthEvents::default();
     for (_, b) in pq::read_partitions(out, "events", &|date| date.starts_with(month))? {
-        let (ids, kinds, details, starts) =
-            (strings(&b, "call_id"), strings(&b, "kind"), strings(&b, "detail"), f64s(&b, "start_s"));
+        let (ids, kinds, details) = (strings(&b, "call_id"), strings(&b, "kind"), strings(&b, "detail"));
+        let (speakers, rules, matched) = (strings(&b, "speaker"), strings(&b, "rule_id"), strings(&b, "matched_text"));
+        let (starts, ends) = (f64s(&b, "start_s"), f64s(&b, "end_s"));
+        for i in 0..b.num_rows() {
+            let id = ids[i].clone().unwrap_or_default();
+            let kind = kinds[i].clone().unwrap_or_default();
+            if kind == "raised_voice" {
+                match speakers[i].as_deref() {
+                    Some("agent") => found.raised_agent.insert(id.clone()),
+                    Some("customer") => found.raised_customer.insert(id.clone()),
+                    _ => false,
+                };
+            }
+            if wanted.contains(id.as_str()) {
+                found.moments.entry(id).or_default().push(Moment {
+                    start_s: starts[i].unwrap_or(0.0),
+                    end_s: ends[i].unwrap_or(0.0),
+                    kind,
+                    speaker: speakers[i].clone(),
+                    rule_id: rules[i].clone(),
+                    matched_text: matched[i].clone(),
+                    detail: details[i].clone().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    for v in found.moments.values_mut() {
+        v.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    }
+    Ok(found)
+}
+
+/// One utterance of a sampled call: (start_s, end_s, speaker, text).
+pub type Line = (f64, f64, String, String);
+
+fn read_utterances(out: &Path, month: &str, samples: &[Selected]) -> Result<HashMap<String, Vec<Line>>, ReviewError> {
+    let wanted: HashSet<&str> = samples.iter().map(|s| s.call_id.as_str()).collect();
+    let mut found: HashMap<String, Vec<Line>> = HashMap::new();
+    for (_, b) in pq::read_partitions(out, "utterances", &|date| date.starts_with(month))? {
+        let (ids, speakers, texts) = (strings(&b, "call_id"), strings(&b, "speaker"), strings(&b, "text"));
+        let (starts, ends) = (f64s(&b, "start_s"), f64s(&b, "end_s"));
         for i in 0..b.num_rows() {
             let id = ids[i].clone().unwrap_or_default();
             if wanted.contains(id.as_str()) {
                 found.entry(id).or_default().push((
                     starts[i].unwrap_or(0.0),
-                    kinds[i].clone().unwrap_or_default(),
-                    details[i].clone().unwrap_or_default(),
+                    ends[i].unwrap_or(0.0),
+                    speakers[i].clone().unwrap_or_default(),
+                    texts[i].clone().unwrap_or_default(),
                 ));
             }
         }
@@ -368,112 +491,6 @@ fn read_events(
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     Ok(found)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-fn clock(seconds: f64) -> String {
-    format!("{}:{:04.1}", (seconds / 60.0).floor() as u64, seconds % 60.0)
-}
-
-fn render_html(
-    month: &str,
-    calls: &[CallRow],
-    agents: &[AgentMonth],
-    samples: &[Selected],
-    events: &HashMap<String, Vec<(f64, String, String)>>,
-) -> String {
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!doctype html><html lang=\"zh\"><head><meta charset=\"utf-8\"><title>QA report {month}</title><style>\
-         body{{font-family:sans-serif;margin:24px;color:#222}}table{{border-collapse:collapse;margin:8px 0}}\
-         td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:right}}td:first-child,th:first-child{{text-align:left}}\
-         .risk{{color:#a00}}#coach td{{text-align:left}}h2{{margin-top:28px}}</style></head><body>\
-         <h1>QA report {month}</h1><p>{} calls scored automatically; {} selected for human review ({:.1}%).</p>",
-        calls.len(),
-        samples.len(),
-        100.0 * samples.len() as f64 / calls.len().max(1) as f64
-    );
-    // Score distribution: bars of 10 points.
-    let mut bins = [0usize; 10];
-    for s in calls.iter().filter_map(|c| c.qa_score) {
-        bins[((s / 10.0).floor() as usize).min(9)] += 1;
-    }
-    let peak = bins.iter().copied().max().unwrap_or(0).max(1);
-    h.push_str("<h2>Score distribution</h2><svg id=\"scores\" width=\"520\" height=\"170\" role=\"img\">");
-    for (i, &n) in bins.iter().enumerate() {
-        let height = 120.0 * n as f64 / peak as f64;
-        let _ = write!(
-            h,
-            "<rect x=\"{}\" y=\"{:.0}\" width=\"44\" height=\"{height:.0}\" fill=\"#4a7\"/><text x=\"{}\" y=\"150\" font-size=\"11\">{}-{}</text><text x=\"{}\" y=\"{:.0}\" font-size=\"11\">{n}</text>",
-            10 + i * 50,
-            130.0 - height,
-            12 + i * 50,
-            i * 10,
-            i * 10 + 9 + usize::from(i == 9),
-            24 + i * 50,
-            126.0 - height
-        );
-    }
-    h.push_str("</svg>");
-    // Per-agent table with interval bars.
-    h.push_str("<h2>Agents</h2><table id=\"agents\"><tr><th>agent</th><th>calls</th><th>sampled</th><th>banned phrase</th><th>required missing</th><th>long silence</th><th>interrupts</th><th>mean score</th><th>human fail rate (95% interval)</th></tr>");
-    let pct = |x: f64| format!("{:.0}%", 100.0 * x);
-    for a in agents {
-        let estimate = match &a.fail_rate {
-            Some(e) => format!(
-                "{} ({}&ndash;{}, n={}) <svg width=\"120\" height=\"10\"><rect x=\"0\" y=\"4\" width=\"120\" height=\"2\" fill=\"#ddd\"/><rect x=\"{:.0}\" y=\"1\" width=\"{:.0}\" height=\"8\" fill=\"#69c\"/><rect x=\"{:.0}\" y=\"0\" width=\"2\" height=\"10\" fill=\"#036\"/></svg>",
-                pct(e.value), pct(e.low), pct(e.high), e.n, 120.0 * e.low, (120.0 * (e.high - e.low)).max(1.0), 120.0 * e.value
-            ),
-            None => "no verdicts yet".into(),
-        };
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{estimate}</td></tr>",
-            escape(&a.agent_id),
-            a.calls,
-            a.sampled,
-            pct(a.forbidden_rate),
-            pct(a.required_missing_rate),
-            pct(a.long_silence_rate),
-            pct(a.agent_interruption_rate),
-            a.mean_qa_score.map_or("-".into(), |s| format!("{s:.1}"))
-        );
-    }
-    h.push_str("</table>");
-    // Calls to coach: risk first, each with the moments to listen to.
-    h.push_str("<h2>Calls to coach</h2><table id=\"coach\"><tr><th>call</th><th>agent</th><th>stratum</th><th>weight</th><th>why</th><th>listen at</th></tr>");
-    let mut ordered: Vec<&Selected> = samples.iter().collect();
-    ordered.sort_by(|a, b| b.stratum.cmp(a.stratum).then(a.call_id.cmp(&b.call_id)));
-    for s in ordered {
-        let moments: Vec<String> = events
-            .get(&s.call_id)
-            .map(|v| {
-                v.iter()
-                    // Deductions repeat their moment; redactions are not coaching moments.
-                    .filter(|(_, kind, _)| kind != "metric_threshold" && kind != "pii")
-                    .take(6)
-                    .map(|(t, kind, detail)| format!("{} {} <small>{}</small>", clock(*t), kind, escape(detail)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&s.call_id),
-            escape(&s.agent_id),
-            s.stratum,
-            s.stratum,
-            if s.in_design() { format!("{:.1}", 1.0 / s.inclusion_prob) } else { "-".into() },
-            escape(&s.reason),
-            if moments.is_empty() { "-".into() } else { moments.join("<br>") }
-        );
-    }
-    h.push_str("</table><p><small>Weights are 1 / inclusion probability: use them for any rate estimated from the reviewed calls. Top-ups (weight -) were chosen to reach a minimum, not drawn by the design: they are left out of the estimates.</small></p></body></html>\n");
-    h
 }
 
 #[cfg(test)]
@@ -490,7 +507,10 @@ mod tests {
             required_missing: Some(0),
             silence_max_s: 20.0,
             interruptions_by_agent: Some(2),
+            hold_count: 0,
+            hold_max_s: 0.0,
             qa_score: Some(85.0),
+            source_path: "c.wav".into(),
         };
         assert!(call.reasons(&ScorecardSettings::default()).is_empty());
         let strict = ScorecardSettings {
