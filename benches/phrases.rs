@@ -228,6 +228,7 @@ fn count(counts: &mut Counts, call: &BenchCall, transcript: &TranscribedCall, ma
         speech: &transcript.speech,
         duration_s: call.duration_s,
         language: call.language,
+        holds: &[],
     };
     for (r, should_fire) in &call.rules {
         let fired = rules::evaluate(std::slice::from_ref(r), matching, &text)

@@ -148,7 +148,7 @@ fn scoring(c: &mut Criterion) {
     let mut g = c.benchmark_group("phrase rules");
     let few = utterances(60);
     g.throughput(Throughput::Elements(few.len() as u64));
-    let call = rules::CallText { utterances: &few, speech: &speech, duration_s: 240.0, language: "zh" };
+    let call = rules::CallText { utterances: &few, speech: &speech, duration_s: 240.0, language: "zh", holds: &[] };
     g.bench_function("default lexicon, exact + fuzzy, per utterance", |b| {
         b.iter(|| rules::evaluate(&config.phrases, &config.matching, black_box(&call)))
     });
