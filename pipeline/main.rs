@@ -64,6 +64,14 @@ enum Command {
         /// the redacted time ranges muted, for reviewers to listen to.
         #[arg(long, value_name = "DIR", conflicts_with = "keep_pii")]
         redacted_audio: Option<PathBuf>,
+        /// Process only shard K (from 0) of N, beside the other shards' processes on the same
+        /// OUT. Without it the shard comes from the scheduler: JOB_COMPLETION_INDEX (Kubernetes
+        /// Indexed Job; N from --shards or CALLQA_SHARDS) or SLURM_ARRAY_TASK_ID/_COUNT/_MIN.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// The number of shards N when JOB_COMPLETION_INDEX gives only K.
+        #[arg(long, value_name = "N")]
+        shards: Option<u32>,
     },
     /// Internal: the transcription worker process `callqa run` starts and talks to over pipes.
     #[command(hide = true)]
@@ -258,6 +266,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_attempts,
             keep_pii,
             redacted_audio,
+            shard,
+            shards,
         } => {
             let mut config = load_config(config.as_deref())?;
             config.run.commit_every = commit_every.unwrap_or(config.run.commit_every);
@@ -270,6 +280,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             // Command-line values meet the same ranges as the file's.
             let config = Config::parse(&config.to_toml()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            use callqa::run::shard::Shard;
+            let shard = match shard {
+                Some(spec) => Some(Shard::parse(&spec)?),
+                None => Shard::from_env(shards, |name| std::env::var(name).ok())?,
+            };
             let options = RunOptions {
                 input,
                 out_dir: out.clone(),
@@ -280,6 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 reprocess,
                 worker_exe: None,
                 redacted_audio,
+                shard,
             };
             let bar = progress_bar();
             let summary = callqa::run::run(&options, &|done, total| {

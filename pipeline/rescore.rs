@@ -86,11 +86,11 @@ pub struct RescoreSummary {
 pub fn rescore(out: &Path, config: &Config, range: &DateRange) -> Result<RescoreSummary, RescoreError> {
     let clock = std::time::Instant::now();
     let started = Utc::now();
-    let run_id = crate::run::new_run_id(started);
+    let run_id = crate::run::new_run_id(started, None);
     config.privacy.output_access.apply();
     let holder = lock::Holder::this_process(&run_id, started);
     let _lock = lock::OutputLock::acquire(out, &holder)?;
-    commit::recover(out)?;
+    commit::recover(out, commit::Scope::default())?;
     let mut run_row = RunRow::start(&holder, started, config, None);
     commit::write_run(out, &run_row)?;
     let mut summary = RescoreSummary { run_id: run_id.clone(), ..Default::default() };
@@ -106,7 +106,7 @@ pub fn rescore(out: &Path, config: &Config, range: &DateRange) -> Result<Rescore
         summary.dates += 1;
     }
     // The old versions go exactly as a reprocessing run's do.
-    commit::recover(out)?;
+    commit::recover(out, commit::Scope::default())?;
     summary.wall_s = clock.elapsed().as_secs_f64();
     run_row.finished = Some(RunTotals {
         finished_at: Utc::now(),

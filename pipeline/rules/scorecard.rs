@@ -90,12 +90,13 @@ pub fn metric_deductions(metrics: &CallMetrics, events: &[Event], s: &ScorecardS
         ));
     }
     let holds: Vec<&Event> = events.iter().filter(|e| e.kind == EventKind::Hold).collect();
-    if s.many_holds_points > 0.0 && metrics.hold_count > s.max_holds {
+    let over_the_limit = holds.get(s.max_holds as usize).filter(|_| metrics.hold_count > s.max_holds);
+    if let (Some(e), true) = (over_the_limit, s.many_holds_points > 0.0) {
         out.push(deduction(
             "scorecard.many_holds",
             Severity::Minor,
             s.many_holds_points,
-            holds[s.max_holds as usize],
+            e,
             format!("customer put on hold {} times (limit {})", holds.len(), s.max_holds),
         ));
     }

@@ -19,6 +19,7 @@ pub mod budget;
 pub mod cpu;
 pub mod ledger;
 pub mod lock;
+pub mod shard;
 pub mod stages;
 
 use std::collections::BTreeMap;
@@ -75,6 +76,8 @@ pub struct RunOptions {
     pub worker_exe: Option<PathBuf>,
     /// Write a copy of each processed recording here with its redacted time ranges muted.
     pub redacted_audio: Option<PathBuf>,
+    /// Process only this shard's calls, beside the other shards' processes.
+    pub shard: Option<shard::Shard>,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -124,12 +127,24 @@ impl RunSummary {
     }
 }
 
-pub(crate) fn new_run_id(started: DateTime<Utc>) -> String {
+/// `<UTC start>-<hash>`, and `-<shard tag>` for a shard: every file a run writes is named by it.
+pub(crate) fn new_run_id(started: DateTime<Utc>, shard: Option<&shard::Shard>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(started.to_rfc3339().as_bytes());
     hasher.update(std::process::id().to_le_bytes());
     let digest = hasher.finalize();
-    format!("{}-{:02x}{:02x}{:02x}{:02x}", started.format("%Y%m%dT%H%M%SZ"), digest[0], digest[1], digest[2], digest[3])
+    let id = format!(
+        "{}-{:02x}{:02x}{:02x}{:02x}",
+        started.format("%Y%m%dT%H%M%SZ"),
+        digest[0],
+        digest[1],
+        digest[2],
+        digest[3]
+    );
+    match shard {
+        Some(s) => format!("{id}-{}", s.tag()),
+        None => id,
+    }
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -154,9 +169,9 @@ struct Prepared {
     _slot: Reservation,
 }
 
-fn check_output_dir(out: &std::path::Path) -> Result<(), RunError> {
+fn check_output_dir(out: &std::path::Path, run_id: &str) -> Result<(), RunError> {
     let fail = |reason: String| RunError::OutputDir { path: out.to_path_buf(), reason };
-    let probe = out.join(format!(".callqa-write-probe-{}", std::process::id()));
+    let probe = out.join(format!(".callqa-write-probe-{run_id}"));
     std::fs::write(&probe, b"").map_err(|e| fail(format!("not writable: {e}")))?;
     std::fs::remove_file(&probe).map_err(|e| fail(e.to_string()))
 }
@@ -173,7 +188,9 @@ fn memory_estimate(source: &CallSource) -> usize {
 pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<RunSummary, RunError> {
     let wall = Instant::now();
     let started = Utc::now();
-    let run_id = new_run_id(started);
+    let shard = options.shard.as_ref();
+    let scope = commit::Scope { shard };
+    let run_id = new_run_id(started, shard);
     let out = &options.out_dir;
     let config = &options.config;
     config.privacy.output_access.apply();
@@ -182,14 +199,28 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     }
     std::fs::create_dir_all(out).map_err(|e| RunError::OutputDir { path: out.clone(), reason: e.to_string() })?;
     let holder = lock::Holder::this_process(&run_id, started);
-    let _lock = lock::OutputLock::acquire(out, &holder)?;
-    // Under the lock, so recovery never meets another run's probe.
-    check_output_dir(out)?;
-    let (recovered, versions) = commit::recover(out)?;
+    let _lock = match shard {
+        Some(s) => lock::OutputLock::acquire_shard(out, &holder, &s.tag())?,
+        None => lock::OutputLock::acquire(out, &holder)?,
+    };
+    // Under the lock, so recovery never meets another run's probe (a shard's names its run).
+    check_output_dir(out, &run_id)?;
+    let (recovered, versions, failure_rows) = {
+        let _rewriting = shard.map(|_| lock::rewrite_lock(out)).transpose()?;
+        let (recovered, versions) = commit::recover(out, scope)?;
+        (recovered, versions, commit::adopt_failures(out, scope)?)
+    };
     if recovered != commit::Recovered::default() {
         info!(?recovered, "recovered the output after an interrupted run");
     }
-    let discovered = ingest::discover(&options.input)?;
+    let mut discovered = ingest::discover(&options.input)?;
+    if let Some(s) = shard {
+        discovered.retain(|entry| match entry {
+            Ok(source) => s.owns(&source.call_id),
+            Err(rejected) => s.owns(&rejected.call_id),
+        });
+        info!(shard = %s, calls = discovered.len(), "this shard's calls");
+    }
 
     let model_path = if options.no_asr { None } else { Some(model::registry::resolve(options.model.as_deref())?) };
     let model_name = model_path.as_deref().map(crate::asr::model_name);
@@ -207,15 +238,15 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
         None => None,
     };
 
-    let failure_rows = commit::read_failures(out)?;
     if failure_rows.is_empty() {
         // The table exists from the first run on, so a query over it never meets a missing folder.
-        commit::write_failures(out, &failure_rows)?;
+        commit::write_failures(out, shard, &failure_rows)?;
     }
     let ledger =
         Ledger::new(versions, failure_rows.clone(), model_name.clone(), options.reprocess, config.run.max_attempts);
     let mut failure_table = FailureTable::new(failure_rows);
     let mut run_row = RunRow::start(&holder, started, config, model_name.clone());
+    run_row.shard = shard.map(|s| s.to_string());
     commit::write_run(out, &run_row)?;
 
     let mut summary = RunSummary { run_id: run_id.clone(), model: model_name.clone(), ..Default::default() };
@@ -381,7 +412,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
                 debug!(commit = commit_seq, "committed");
             }
             if std::mem::take(failures_changed) {
-                commit::write_failures(out, table.rows())?;
+                commit::write_failures(out, shard, table.rows())?;
             }
             Ok(())
         };
@@ -456,7 +487,10 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
         return Err(e);
     }
     // Only now that the new rows are in place: older versions of calls processed again go.
-    let (cleaned, _) = commit::recover(out)?;
+    let (cleaned, _) = {
+        let _rewriting = shard.map(|_| lock::rewrite_lock(out)).transpose()?;
+        commit::recover(out, scope)?
+    };
     if cleaned.superseded_calls > 0 {
         info!(calls = cleaned.superseded_calls, "replaced the rows of calls processed again");
     }

@@ -247,7 +247,7 @@ pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, V
     let holds = holds(input, config);
     let (metrics, mut events) =
         metrics::compute(input.speech, input.utterances, input.language, &holds, &config.metric_settings());
-    let holder = input.speech.iter().map(|(s, _)| *s).find(|s| matches!(s, Speaker::Agent | Speaker::Mixed));
+    let holder = agent_side(input.speech).map(|(s, _)| *s);
     events.extend(input.music.iter().map(|m| {
         let detail = format!("music or a tone on the agent's line for {:.0} s", m.duration_s());
         Event::metric(EventKind::Music, holder, m.start_s, m.end_s, detail)
@@ -300,11 +300,15 @@ pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, V
     (metrics, events, scores)
 }
 
+/// The agent's channel, or the mix of a mono recording: where holds and hold music are.
+fn agent_side(speech: &[(Speaker, Vec<SpeechInterval>)]) -> Option<&(Speaker, Vec<SpeechInterval>)> {
+    speech.iter().find(|(s, _)| matches!(s, Speaker::Agent | Speaker::Mixed))
+}
+
 /// The call's holds: silences of the agent (the mix on mono) after a hold phrase of the call's
 /// language, or with music.
 fn holds(input: &ScoringInput, config: &Config) -> Vec<metrics::hold::Hold> {
-    let Some((holder, agent_speech)) = input.speech.iter().find(|(s, _)| matches!(s, Speaker::Agent | Speaker::Mixed))
-    else {
+    let Some((holder, agent_speech)) = agent_side(input.speech) else {
         return Vec::new();
     };
     let patterns = input.language.and_then(|l| config.hold.phrases.get(l)).map_or(&[][..], Vec::as_slice);

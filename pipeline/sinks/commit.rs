@@ -15,6 +15,11 @@
 //! A reader during a run can see a commit's child rows just before its `calls` rows, and
 //! both versions of a reprocessed call until the run ends; after any completed run (and
 //! after any recovery) every call is in every table once.
+//!
+//! Shards ([`crate::run::shard`]) share the folder: a shard's recovery works on its own calls
+//! and on the files its tag names, never on another running shard's ([`Scope`]). Files no
+//! running shard owns (written unsharded, or with another shard count) are rewritten under
+//! [`crate::run::lock::rewrite_lock`].
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -26,6 +31,42 @@ use chrono::{DateTime, Utc};
 use super::parquet::{self as pq, SinkError};
 use super::tables::{self, FailureRow, RowContext, RunRow};
 use crate::record::ScoredCall;
+use crate::run::shard::Shard;
+
+/// What a recovery may touch: everything (an unsharded run, under the exclusive lock), or one
+/// shard's calls and the files no other shard of the same count names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub shard: Option<&'a Shard>,
+}
+
+impl Scope<'_> {
+    pub fn call(&self, call_id: &str) -> bool {
+        self.shard.is_none_or(|s| s.owns(call_id))
+    }
+
+    /// A file name this recovery may remove or rewrite.
+    pub fn file(&self, name: &str) -> bool {
+        let Some(shard) = self.shard else { return true };
+        match shard_of_name(name, shard.count) {
+            Some(index) => index == shard.index,
+            None => true,
+        }
+    }
+}
+
+/// The shard of `count` whose tag (`-s<k>of<count>`, then no digit) a file name carries.
+fn shard_of_name(name: &str, count: u32) -> Option<u32> {
+    let pattern = format!("of{count}");
+    name.match_indices(&pattern).find_map(|(at, _)| {
+        let after = name[at + pattern.len()..].chars().next();
+        if after.is_some_and(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let digits = name[..at].rsplit_once("-s")?.1;
+        digits.parse().ok()
+    })
+}
 
 /// Tables whose rows belong to a call and are committed before its `calls` row.
 pub const CHILD_TABLES: [&str; 3] = ["utterances", "speech", "events"];
@@ -74,7 +115,7 @@ pub struct Recovered {
 /// time under the lock, and to be killed at any point: it only removes what is not committed
 /// or not current, each file rewrite atomic. Returns what it did and the call versions left
 /// in `calls` (one per call), so a run need not read them again.
-pub fn recover(out_dir: &Path) -> Result<(Recovered, Vec<pq::CallVersion>), SinkError> {
+pub fn recover(out_dir: &Path, scope: Scope) -> Result<(Recovered, Vec<pq::CallVersion>), SinkError> {
     let mut recovered = Recovered::default();
     // Only the tables `callqa run` writes (`callqa sample` and `report` may be writing
     // others), and the write probes a killed run left at the top.
@@ -86,18 +127,22 @@ pub fn recover(out_dir: &Path) -> Result<(Recovered, Vec<pq::CallVersion>), Sink
     for entry in entries {
         let name = entry.file_name().to_string_lossy();
         let temporary = (name.starts_with('.') && name.ends_with(".tmp")) || name.starts_with(".callqa-write-probe");
-        if entry.file_type().is_file() && temporary {
+        if entry.file_type().is_file() && temporary && scope.file(&name) {
             super::test_pause();
             fs::remove_file(entry.path()).map_err(|e| write_error(entry.path(), e))?;
             recovered.temporaries += 1;
         }
     }
     let tables: Vec<&str> = CHILD_TABLES.iter().copied().chain(["calls"]).collect();
-    let versions = pq::call_versions(out_dir)?;
+    let mut versions = pq::call_versions(out_dir)?;
+    versions.retain(|v| scope.call(&v.call_id));
     recovered.superseded_calls = pq::drop_superseded(out_dir, &tables, &versions)?;
     let current = pq::latest_versions(&versions).into_values().cloned().collect();
     for table in CHILD_TABLES {
         for path in pq::table_files(out_dir, table) {
+            if !scope.file(&path.file_name().expect("a file").to_string_lossy()) {
+                continue;
+            }
             let partition = path.parent().and_then(Path::file_name).expect("table files live in partitions");
             let marker = out_dir.join("calls").join(partition).join(path.file_name().expect("a file"));
             if !marker.exists() {
@@ -114,13 +159,51 @@ fn write_error(path: &Path, e: std::io::Error) -> SinkError {
     SinkError::Write { path: path.to_path_buf(), reason: e.to_string() }
 }
 
-fn failures_file(out_dir: &Path) -> PathBuf {
-    out_dir.join("failures").join("failures.parquet")
+/// The failures file of an unsharded run, or of one shard (each shard keeps its own, so
+/// shards never write the same file; the table is their union).
+fn failures_file(out_dir: &Path, shard: Option<&Shard>) -> PathBuf {
+    let name = shard.map_or("failures.parquet".to_string(), |s| format!("failures-{}.parquet", s.tag()));
+    out_dir.join("failures").join(name)
 }
 
-/// The `failures` table, by call_id.
-pub fn read_failures(out_dir: &Path) -> Result<BTreeMap<String, FailureRow>, SinkError> {
-    let path = failures_file(out_dir);
+/// The failures of the calls in `scope`, by call_id, gathered into its own failures file: rows
+/// of its calls in the files of unsharded runs or of another shard count move into it (its
+/// own file written first, so a crash leaves a duplicate, never a loss). An unsharded run
+/// gathers every shard's. Call under the lock that allows the rewrites (see the module docs).
+pub fn adopt_failures(out_dir: &Path, scope: Scope) -> Result<BTreeMap<String, FailureRow>, SinkError> {
+    let own = failures_file(out_dir, scope.shard);
+    let mut rows = read_failures_file(&own)?;
+    let mut others: Vec<PathBuf> = fs::read_dir(out_dir.join("failures"))
+        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    others.retain(|p| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        *p != own && name.starts_with("failures") && name.ends_with(".parquet") && scope.file(&name)
+    });
+    others.sort();
+    for path in others {
+        let (mine, theirs): (BTreeMap<String, FailureRow>, BTreeMap<String, FailureRow>) =
+            read_failures_file(&path)?.into_iter().partition(|(id, _)| scope.call(id));
+        if mine.is_empty() && !theirs.is_empty() {
+            continue;
+        }
+        if !mine.is_empty() {
+            for (id, row) in mine {
+                rows.entry(id).or_insert(row);
+            }
+            write_failures_file(&own, &rows)?;
+        }
+        if theirs.is_empty() {
+            fs::remove_file(&path).map_err(|e| write_error(&path, e))?;
+        } else {
+            write_failures_file(&path, &theirs)?;
+        }
+    }
+    Ok(rows)
+}
+
+fn read_failures_file(path: &Path) -> Result<BTreeMap<String, FailureRow>, SinkError> {
+    let path = path.to_path_buf();
     let mut rows = BTreeMap::new();
     if !path.exists() {
         return Ok(rows);
@@ -157,11 +240,19 @@ pub fn read_failures(out_dir: &Path) -> Result<BTreeMap<String, FailureRow>, Sin
 }
 
 /// Replace the `failures` table (one small file, rewritten atomically).
-pub fn write_failures(out_dir: &Path, rows: &BTreeMap<String, FailureRow>) -> Result<PathBuf, SinkError> {
-    let rows: Vec<FailureRow> = rows.values().cloned().collect();
-    let path = failures_file(out_dir);
-    pq::write_file(&path, &tables::failures(&rows)?)?;
+pub fn write_failures(
+    out_dir: &Path,
+    shard: Option<&Shard>,
+    rows: &BTreeMap<String, FailureRow>,
+) -> Result<PathBuf, SinkError> {
+    let path = failures_file(out_dir, shard);
+    write_failures_file(&path, rows)?;
     Ok(path)
+}
+
+fn write_failures_file(path: &Path, rows: &BTreeMap<String, FailureRow>) -> Result<(), SinkError> {
+    let rows: Vec<FailureRow> = rows.values().cloned().collect();
+    pq::write_file(path, &tables::failures(&rows)?)
 }
 
 /// Write (or replace) this run's row of the `runs` table.
@@ -174,6 +265,25 @@ pub fn write_run(out_dir: &Path, row: &RunRow) -> Result<PathBuf, SinkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_touches_its_own_and_ownerless_files_only() {
+        let shard = Shard { index: 1, count: 3 };
+        let scope = Scope { shard: Some(&shard) };
+        for (name, mine) in [
+            ("part-20261126T010000Z-ab12cd34-s1of3_00001.parquet", true),
+            (".part-20261126T010000Z-ab12cd34-s1of3_00001.parquet.tmp", true),
+            ("failures-s1of3.parquet", true),
+            ("part-20261126T010000Z-ab12cd34-s2of3_00001.parquet", false),
+            (".part-20261126T010000Z-ab12cd34-s0of3_00001.parquet.tmp", false),
+            ("part-20261126T010000Z-ab12cd34-s1of30_00001.parquet", true),
+            ("part-20261125T010000Z-ab12cd34_00001.parquet", true),
+            ("part-20261125T010000Z-ab12cd34-s0of2_00001.parquet", true),
+        ] {
+            assert_eq!(scope.file(name), mine, "{name}");
+        }
+        assert!(Scope::default().file("part-x-s2of3_00001.parquet"));
+    }
 
     #[test]
     fn temporaries_and_uncommitted_child_files_go_committed_ones_stay() {
@@ -190,11 +300,15 @@ mod tests {
             pq::write_file(&out.join(table).join(partition).join(format!("part-{commit}.parquet")), &batch).unwrap();
         }
         fs::write(out.join("events").join(partition).join(".part-r1_00002.parquet.tmp"), b"half").unwrap();
-        let (recovered, _) = recover(out).unwrap();
+        let (recovered, _) = recover(out, Scope::default()).unwrap();
         assert_eq!(recovered, Recovered { temporaries: 1, superseded_calls: 0, uncommitted_files: 1 });
         assert!(out.join("utterances").join(partition).join("part-r1_00001.parquet").exists());
         assert!(!out.join("utterances").join(partition).join("part-r1_00002.parquet").exists());
-        assert_eq!(recover(out).unwrap().0, Recovered::default(), "a second recovery finds nothing to do");
+        assert_eq!(
+            recover(out, Scope::default()).unwrap().0,
+            Recovered::default(),
+            "a second recovery finds nothing to do"
+        );
     }
 
     fn empty_calls() -> arrow::record_batch::RecordBatch {
@@ -217,7 +331,7 @@ mod tests {
             failed_at: DateTime::<Utc>::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
         };
         let rows = BTreeMap::from([("c1".to_string(), row)]);
-        write_failures(dir.path(), &rows).unwrap();
-        assert_eq!(read_failures(dir.path()).unwrap(), rows);
+        write_failures(dir.path(), None, &rows).unwrap();
+        assert_eq!(adopt_failures(dir.path(), Scope::default()).unwrap(), rows);
     }
 }

@@ -280,6 +280,7 @@ pub fn runs() -> Table {
             col("command_line", DataType::Utf8, false, "The command line, arguments joined by spaces."),
             col("config_sha256", DataType::Utf8, false, "SHA-256 of the effective configuration as printed by `callqa config`."),
             col("model", DataType::Utf8, true, "Whisper model file stem; null with --no-asr."),
+            col("shard", DataType::Utf8, true, "K/N when the run was shard K (from 0) of N (--shard, or the scheduler's variables); null when unsharded."),
             col("pipeline_version", DataType::Utf8, false, "callqa version."),
             col("ok", DataType::Int32, true, "Calls processed and committed by this run."),
             col("failed", DataType::Int32, true, "Calls that failed in this run."),

@@ -218,6 +218,7 @@ pub fn runs(row: &RunRow) -> Result<RecordBatch, SinkError> {
         strings(std::iter::once(row.command_line.as_str())),
         strings(std::iter::once(row.config_sha256.as_str())),
         Arc::new(StringArray::from_iter(std::iter::once(row.model.as_deref()))),
+        Arc::new(StringArray::from_iter(std::iter::once(row.shard.as_deref()))),
         strings(std::iter::once(schema::PIPELINE_VERSION)),
         i32_opt(std::iter::once(counts.map(|f| f.ok))),
         i32_opt(std::iter::once(counts.map(|f| f.failed))),
@@ -252,6 +253,8 @@ pub struct RunRow {
     pub command_line: String,
     pub config_sha256: String,
     pub model: Option<String>,
+    /// `K/N` when the run is one shard of a batch.
+    pub shard: Option<String>,
     /// `None` while the run is going (and for ever if it is killed).
     pub finished: Option<RunTotals>,
 }
@@ -272,6 +275,7 @@ impl RunRow {
             command_line: std::env::args().collect::<Vec<_>>().join(" "),
             config_sha256: crate::run::stages::hex(&Sha256::digest(config.to_toml().as_bytes())),
             model,
+            shard: None,
             finished: None,
         }
     }
