@@ -308,7 +308,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("{}", summary.line());
             if let Some(path) = stats {
-                std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
+                path.parent()
+                    .filter(|dir| !dir.as_os_str().is_empty())
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|_| std::fs::write(&path, serde_json::to_string_pretty(&summary)?))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             println!("tables written under {}", out.display());

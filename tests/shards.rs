@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command};
 
 use callqa::assemble::{self, CallSpec, Codec, TurnSpec};
 use callqa::record::Speaker;
@@ -197,4 +197,34 @@ fn a_shard_killed_half_way_and_run_again_alone_leaves_every_call_once() {
 
     finish(run(input.path(), &out, &shard(1), 0));
     assert_like_one_process(&out, &single, &single_failures);
+}
+
+/// The deploy examples keep the contract the tests use: the Indexed Job tells callqa its
+/// shard count (CALLQA_SHARDS = completions), its config parses, and the sbatch script is
+/// valid bash that leaves the shard to Slurm's variables.
+#[test]
+fn the_deploy_examples_keep_the_shard_contract() {
+    let check = std::process::Command::new(python())
+        .arg("-c")
+        .arg(
+            "import sys, yaml, json\n\
+             docs = {d['kind']: d for d in yaml.safe_load_all(open(sys.argv[1]))}\n\
+             job = docs['Job']['spec']\n\
+             container = job['template']['spec']['containers'][0]\n\
+             env = {e['name']: e.get('value') for e in container['env']}\n\
+             assert job['completionMode'] == 'Indexed', job\n\
+             assert env['CALLQA_SHARDS'] == str(job['completions']), (env, job['completions'])\n\
+             assert container['command'][:2] == ['callqa', 'run'] and '--shard' not in container['command']\n\
+             print(json.dumps(docs['ConfigMap']['data']['callqa.toml']))\n",
+        )
+        .arg(repo().join("deploy/kubernetes/callqa-nightly.yaml"))
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let config: String = serde_json::from_slice(&check.stdout).unwrap();
+    callqa::config::Config::parse(&config).unwrap();
+    let sbatch = repo().join("deploy/slurm/callqa-nightly.sbatch");
+    assert!(Command::new("bash").arg("-n").arg(&sbatch).status().unwrap().success());
+    let script = std::fs::read_to_string(&sbatch).unwrap();
+    assert!(script.contains("callqa run") && !script.contains("--shard"), "Slurm's variables name the shard");
 }
