@@ -270,7 +270,12 @@ fn transcribe(call: &BenchCall, settings: AsrSettings, threads: u32) -> Transcri
         call_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
         agent_channel: None,
     };
-    let asr = callqa::run::stages::Asr { decoder: &mut worker, settings: &config.asr, model_name: "base", threads };
+    let asr = callqa::run::stages::Asr {
+        decoder: &mut worker,
+        settings: &config.asr,
+        model_name: "base",
+        threads: &|| threads,
+    };
     callqa::run::stages::process_call(&source, call.wav.clone(), String::new(), &config, Some(asr)).unwrap().call
 }
 

@@ -26,16 +26,19 @@ fi
 
 if [[ "${1:-}" == "--test" ]]; then
   "$root/scripts/fetch-model.sh" base f16
-  # The report test looks at the HTML page in a real browser.
-  if ! command -v chromium >/dev/null; then
-    say "installing chromium"
+  # The report test looks at the HTML page in a real browser; PySpark reads the tables on a JVM.
+  browser_and_java=()
+  command -v chromium >/dev/null || browser_and_java+=(chromium)
+  command -v java >/dev/null || browser_and_java+=(openjdk-17-jre-headless)
+  if ((${#browser_and_java[@]})); then
+    say "installing ${browser_and_java[*]}"
     sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
     "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${browser_and_java[@]}" >/dev/null
   fi
   # A project venv with the real clients the interoperability tests read our Parquet with.
   venv="$root/.venv"
-  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pyarrow, duckdb, polars, pandas, nbconvert, ipykernel, matplotlib, yaml' 2>/dev/null; then
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pyarrow, duckdb, polars, pandas, nbconvert, ipykernel, matplotlib, yaml, pyspark' 2>/dev/null; then
     say "creating $venv with pyarrow, duckdb, polars, pandas, nbconvert"
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/scripts/requirements-test.txt"

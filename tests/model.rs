@@ -115,7 +115,7 @@ fn detection_keeps_to_asr_languages_and_calls_without_rules_get_no_score() {
             call_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             agent_channel: None,
         };
-        let asr = Asr { decoder: &mut worker, settings: &config.asr, model_name: "base", threads: 2 };
+        let asr = Asr { decoder: &mut worker, settings: &config.asr, model_name: "base", threads: &|| 2 };
         process_call(&source, std::fs::read(corpus(file)).unwrap(), String::new(), &config, Some(asr)).unwrap()
     };
     let zh = score(AISHELL, &["zh", "en"]);

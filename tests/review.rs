@@ -198,6 +198,38 @@ fn sample_report_browser_and_notebook_on_a_real_run() {
         .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
 
+    // A Spark job (PySpark, local mode) reads every table without a schema or a cast:
+    // call_date is a date, and a filter on it prunes partitions.
+    let spark = Command::new(python()).arg(repo().join("tests/interop/read_spark.py")).arg(out).output().unwrap();
+    assert!(spark.status.success(), "{}", String::from_utf8_lossy(&spark.stderr));
+    let stdout = String::from_utf8_lossy(&spark.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    for table in [
+        "calls",
+        "utterances",
+        "speech",
+        "events",
+        "failures",
+        "runs",
+        "samples",
+        "agent_month",
+        "evaluations",
+        "rule_agreement",
+    ] {
+        let rows = report["tables"][table]["rows"].as_u64().unwrap_or_else(|| panic!("Spark did not read {table}"));
+        assert_eq!(rows as usize, read_table(out, table).len(), "{table}");
+    }
+    let types = |table: &str, column: &str| report["tables"][table]["types"][column].as_str().unwrap_or("").to_string();
+    assert_eq!(types("calls", "call_date"), "date");
+    assert_eq!(types("events", "call_date"), "date");
+    assert_eq!(types("calls", "processed_at"), "timestamp");
+    assert_eq!(types("evaluations", "confirmed"), "array<string>");
+    assert!(types("utterances", "tokens").starts_with("array<struct<text:string"), "{}", types("utterances", "tokens"));
+    let day = report["pruning"]["date"].as_str().unwrap();
+    let calls_that_day = read_table(out, "calls").iter().filter(|c| c["call_date"] == day).count();
+    assert_eq!(report["pruning"]["rows"].as_u64().unwrap() as usize, calls_that_day);
+    assert!(report["pruning"]["partition_filters"].as_str().unwrap().contains("call_date"), "{report}");
+
     // The page: self-contained, and a real browser renders it.
     let html_path = out.join("reports/qa-2026-10.html");
     let html = std::fs::read_to_string(&html_path).unwrap();

@@ -437,18 +437,19 @@ impl AsrWorker<'_> {
     ) -> Result<ChannelTranscript, AsrError> {
         let settings = self.transcriber.settings.clone();
         let threads = self.threads;
-        transcribe_channel(self, &settings, "", threads, speaker, samples_16k, speech)
+        transcribe_channel(self, &settings, "", &|| threads, speaker, samples_16k, speech)
     }
 }
 
 /// Transcribe the speech of one channel: plan windows over its speech, decode each with
 /// `decoder`, decode again on their own the pieces Whisper passed over, map tokens back to
-/// call time and filter Whisper's known failure modes.
+/// call time and filter Whisper's known failure modes. `threads` is asked before every
+/// window, so a call adapts when another process starts or stops using the cores.
 pub fn transcribe_channel(
     decoder: &mut dyn WindowDecoder,
     s: &AsrSettings,
     call_id: &str,
-    threads: u32,
+    threads: &dyn Fn() -> u32,
     speaker: Speaker,
     samples_16k: &[f32],
     speech: &[SpeechInterval],
@@ -469,7 +470,7 @@ pub fn transcribe_channel(
         let at_s = window.pieces[0].call_start_s;
         let params = DecodeParams {
             call_id: call_id.to_string(),
-            threads,
+            threads: threads().max(1),
             audio_ctx: s.fit_audio_ctx.then(|| fitted_audio_ctx(audio.len())),
             dtw: s.uses_dtw(),
         };

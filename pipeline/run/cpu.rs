@@ -5,7 +5,8 @@
 //! ran 20x slower than on one thread (measured, README). So before each call the scheduler
 //! reads how busy the machine was since the last look (`/proc/stat`), subtracts what this
 //! process and its workers used (`/proc/<pid>/stat`), and gives each job its share of the
-//! cores that are left, at least one thread and at most the configured number.
+//! cores that are left, at least one thread and at most the configured number. It is asked
+//! before every decode window, at most every [`MIN_INTERVAL`].
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -31,13 +32,15 @@ pub struct CpuShare {
 const MIN_INTERVAL: Duration = Duration::from_millis(500);
 
 impl CpuShare {
+    /// Looks at the machine now, so the first answer already knows what others used since
+    /// (shards started side by side on one machine would otherwise both take every core).
     pub fn new(cores: usize, jobs: usize, max_threads: u32) -> CpuShare {
         CpuShare {
             cores: cores.max(1),
             jobs: jobs.max(1),
             max_threads: max_threads.max(1),
             adapt: true,
-            state: Mutex::new((None, max_threads.max(1))),
+            state: Mutex::new((sample(), max_threads.max(1))),
         }
     }
 

@@ -545,12 +545,17 @@ fn transcribe_and_score(
     let source = prepared.call.source.clone();
     let sha = prepared.call.content_sha256.clone();
     let duration_s = prepared.call.facts.duration_s;
+    let threads = || cpu_share.threads();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let asr = worker.map(|worker| {
             worker.set_budget(Some((duration_s * config.asr.time_budget_x_audio).max(config.asr.min_time_budget_s)));
-            let threads = cpu_share.threads();
-            debug!(call_id = %source.call_id, threads, "transcribing");
-            stages::Asr { decoder: worker, settings: &config.asr, model_name: model_name.unwrap_or("whisper"), threads }
+            debug!(call_id = %source.call_id, "transcribing");
+            stages::Asr {
+                decoder: worker,
+                settings: &config.asr,
+                model_name: model_name.unwrap_or("whisper"),
+                threads: &threads,
+            }
         });
         let Prepared { call, .. } = prepared;
         stages::transcribe(call, asr)

@@ -142,7 +142,8 @@ pub struct Asr<'a> {
     pub decoder: &'a mut dyn WindowDecoder,
     pub settings: &'a AsrSettings,
     pub model_name: &'a str,
-    pub threads: u32,
+    /// Threads for the next window (asked before each one).
+    pub threads: &'a dyn Fn() -> u32,
 }
 
 fn asr_error_type(e: &AsrError) -> ErrorType {
