@@ -39,8 +39,8 @@ const MANDARIN: [&str; 8] = [
 const HOLD_PHRASE: &str = "One moment please, let me check that for you.";
 const RETURN_PHRASE: &str = "Thanks for waiting. I have found your order.";
 const LEVEL_LUFS: f64 = -26.0;
-/// Seeds nothing was tuned on.
-const SEEDS: [u64; 3] = [19, 20, 21];
+/// Seeds nothing was tuned on (the detector was tuned on 19-21).
+const SEEDS: [u64; 3] = [23, 24, 25];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Gap {
