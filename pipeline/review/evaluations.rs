@@ -166,10 +166,8 @@ pub fn sync_table(out: &Path) -> Result<Vec<Evaluation>, ReviewError> {
 
 /// Write one evaluation into the drop folder as its own CSV file (atomically); returns its path.
 pub fn append(out: &Path, evaluation: &Evaluation) -> Result<PathBuf, ReviewError> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let rules: Vec<&String> = evaluation.verdicts.keys().collect();
     let mut header = vec!["call_id", "evaluator", "evaluated_at", "passed"];
-    header.extend(rules.iter().map(|r| r.as_str()));
+    header.extend(evaluation.verdicts.keys().map(String::as_str));
     let at = evaluation
         .evaluated_at
         .and_then(DateTime::<Utc>::from_timestamp_micros)
@@ -182,22 +180,14 @@ pub fn append(out: &Path, evaluation: &Evaluation) -> Result<PathBuf, ReviewErro
         Verdict::Rejected => "rejected",
         Verdict::NotApplicable => "not_applicable",
     }));
-    let bytes = (|| {
-        writer.write_record(&header)?;
-        writer.write_record(&row)?;
-        writer.into_inner().map_err(|e| e.into_error().into())
-    })();
-    let drop = drop_folder(out);
     let stamp = evaluation.evaluated_at.unwrap_or_else(|| Utc::now().timestamp_micros());
     let name = crate::sinks::audio::file_name(&evaluation.call_id).replace(".wav", "");
-    let path = drop.join(format!("callqa-evaluate-{stamp}-{name}.csv"));
-    let write_error = |reason: String| ReviewError::Write { path: path.clone(), reason };
-    let bytes = bytes.map_err(|e: csv::Error| write_error(e.to_string()))?;
-    let tmp = drop.join(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
-    std::fs::create_dir_all(&drop)
-        .and_then(|_| std::fs::write(&tmp, bytes))
-        .and_then(|_| std::fs::rename(&tmp, &path))
-        .map_err(|e| write_error(e.to_string()))?;
+    let path = drop_folder(out).join(format!("callqa-evaluate-{stamp}-{name}.csv"));
+    pq::write_atomic(&path, |file| {
+        let mut writer = csv::Writer::from_writer(file);
+        writer.write_record(&header).and_then(|_| writer.write_record(&row)).map_err(|e| e.to_string())?;
+        writer.into_inner().map_err(|e| e.to_string())
+    })?;
     Ok(path)
 }
 
