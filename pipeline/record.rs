@@ -23,6 +23,11 @@ pub enum Speaker {
 }
 
 impl Speaker {
+    /// The agent's channel, or the mix of a mono recording: where holds and hold music are.
+    pub fn is_agent_side(self) -> bool {
+        matches!(self, Speaker::Agent | Speaker::Mixed)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Speaker::Agent => "agent",

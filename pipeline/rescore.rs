@@ -3,8 +3,9 @@
 //!
 //! In: the latest version of every call in OUT whose `call_date` is in the range, with its
 //! `utterances` (tokens included), `speech` intervals, and its `pii`, `raised_voice` and
-//! `music` events (what the transcript and the audio gave). Out: a new version of each call, committed as a run commits (one commit per call date: `utterances`, `speech`
-//! and `events` files, then the `calls` file), after which the old versions are dropped.
+//! `music` events (what the transcript and the audio gave). Out: a new version of each call,
+//! committed as a run commits (one commit per call date: `utterances`, `speech` and `events`
+//! files, then the `calls` file), after which the old versions are dropped.
 //! The run's recovery therefore makes a rescore killed at any instant safe, and a rerun
 //! finish it; a reader sees each call's old or new rows, and both only in the window a
 //! run's reprocessing has too (README, Durable runs).

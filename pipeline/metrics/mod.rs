@@ -2,8 +2,9 @@
 //!
 //! Pure functions over [`SpeechInterval`]s and [`Utterance`]s, no audio: talk time and overlap
 //! per speaker, holds ([`hold`]), dead air ([`silence`]: long gaps that are not holds), talking
-//! over ([`interruption`]) and speaking rate ([`rate`]). On mono recordings everything that needs two speakers is `None` (null in the
-//! tables, never zero); silence and rate work on the mix.
+//! over ([`interruption`]) and speaking rate ([`rate`]). On mono recordings everything that
+//! needs two speakers is `None` (null in the tables, never zero); silence, holds and rate work
+//! on the mix.
 
 pub mod hold;
 pub mod interruption;
@@ -85,7 +86,7 @@ pub fn compute(
         hold_max_s: hold_intervals.iter().map(SpeechInterval::duration_s).fold(0.0, f64::max),
         ..Default::default()
     };
-    let holder = if of(speech, Speaker::Agent).is_some() { Speaker::Agent } else { Speaker::Mixed };
+    let holder = speech.iter().map(|(s, _)| *s).find(|s| s.is_agent_side()).unwrap_or(Speaker::Mixed);
     events.extend(holds.iter().map(|h| hold_event(h, holder)));
     let two_party = of(speech, Speaker::Agent).zip(of(speech, Speaker::Customer));
     if let Some((agent, customer)) = two_party {

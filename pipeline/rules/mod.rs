@@ -3,11 +3,11 @@
 //!
 //! A rule lists patterns a speaker must not say (`forbidden`) or must say (`required`),
 //! optionally only in a window: the first / last N seconds, within N seconds before or after
-//! each hold ([`crate::metrics::hold`]), or before or after each silence of at least M seconds. Matching is on normalised text and, for
-//! recognition errors, by sound ([`units`], [`matcher`]). Each hit or miss is an event with
-//! the words' own times; each violated rule deducts its points once, and the [`scorecard`]
-//! adds deductions for metric thresholds. `qa_score = max(0, 100 - sum(points))`, so the
-//! events explain every point lost.
+//! each hold ([`crate::metrics::hold`]), or before or after each silence of at least M
+//! seconds. Matching is on normalised text and, for recognition errors, by sound ([`units`],
+//! [`matcher`]). Each hit or miss is an event with the words' own times; each violated rule
+//! deducts its points once, and the [`scorecard`] adds deductions for metric thresholds.
+//! `qa_score = max(0, 100 - sum(points))`, so the events explain every point lost.
 
 pub mod lexicon;
 pub mod matcher;

@@ -120,7 +120,7 @@ pub fn voice(
     // Hold music on the agent channel is not the agent talking; the VAD may take it for speech.
     let mut music = Vec::new();
     if let Some((channel, (_, intervals))) =
-        channels.iter().zip(speech.iter_mut()).find(|(c, _)| matches!(c.speaker, Speaker::Agent | Speaker::Mixed))
+        channels.iter().zip(speech.iter_mut()).find(|(c, _)| c.speaker.is_agent_side())
     {
         music = vad::music::music_intervals(&channel.samples_16k, config.hold.music_min_s);
         *intervals = metrics::intervals::subtract(intervals, &music, config.vad.min_speech_s);
@@ -303,7 +303,7 @@ pub fn assess(input: &ScoringInput, config: &Config) -> (metrics::CallMetrics, V
 
 /// The agent's channel, or the mix of a mono recording: where holds and hold music are.
 fn agent_side(speech: &[(Speaker, Vec<SpeechInterval>)]) -> Option<&(Speaker, Vec<SpeechInterval>)> {
-    speech.iter().find(|(s, _)| matches!(s, Speaker::Agent | Speaker::Mixed))
+    speech.iter().find(|(s, _)| s.is_agent_side())
 }
 
 /// The call's holds: silences of the agent (the mix on mono) after a hold phrase of the call's

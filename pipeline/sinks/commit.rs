@@ -184,10 +184,8 @@ pub fn adopt_failures(out_dir: &Path, scope: Scope) -> Result<BTreeMap<String, F
     for path in others {
         let (mine, theirs): (BTreeMap<String, FailureRow>, BTreeMap<String, FailureRow>) =
             read_failures_file(&path)?.into_iter().partition(|(id, _)| scope.call(id));
-        if mine.is_empty() && !theirs.is_empty() {
-            continue;
-        }
-        if !mine.is_empty() {
+        let moved = !mine.is_empty();
+        if moved {
             for (id, row) in mine {
                 rows.entry(id).or_insert(row);
             }
@@ -195,7 +193,7 @@ pub fn adopt_failures(out_dir: &Path, scope: Scope) -> Result<BTreeMap<String, F
         }
         if theirs.is_empty() {
             fs::remove_file(&path).map_err(|e| write_error(&path, e))?;
-        } else {
+        } else if moved {
             write_failures_file(&path, &theirs)?;
         }
     }
