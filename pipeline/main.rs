@@ -132,6 +132,21 @@ enum Command {
         #[arg(long, requires = "from")]
         to: Option<chrono::NaiveDate>,
     },
+    /// Merge each call_date partition's part files into one file per table, sorted by call_id
+    /// and start_s, dropping superseded call versions and empty files. Safe beside running
+    /// shards; a reader sees each partition's old files or the merged one, never both.
+    Compact {
+        #[arg(long)]
+        out: PathBuf,
+        /// Only partitions where this table has more than one file (repeatable; calls,
+        /// utterances, speech or events). The call tables commit together, so a picked
+        /// partition is compacted in all four.
+        #[arg(long)]
+        table: Vec<String>,
+        /// Only call dates before this one (YYYY-MM-DD; default: today, UTC).
+        #[arg(long)]
+        before: Option<chrono::NaiveDate>,
+    },
     /// Write a month's agent_month, rule_agreement and evaluations tables and HTML report
     /// (OUT/reports/qa-YYYY-MM.html).
     Report {
@@ -375,6 +390,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 files.agent_month.display(),
                 files.rule_agreement.display(),
                 files.html.display()
+            );
+        }
+        Command::Compact { out, table, before } => {
+            let before = before.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let options = callqa::sinks::compact::CompactOptions { tables: table, before };
+            let done = callqa::sinks::compact::compact(&out, &options)?;
+            println!(
+                "compacted {} partitions: {} files into {}, {} rows, {} superseded call versions dropped",
+                done.partitions, done.files_before, done.files_after, done.rows, done.superseded_calls
             );
         }
         Command::Evaluate { out, call, passed, evaluator, confirmed, rejected, not_applicable } => {

@@ -28,7 +28,7 @@ use crate::record::{Event, EventKind, Speaker, SpeechInterval, TimedToken, Utter
 use crate::run::lock::{self, LockError};
 use crate::run::stages::{self, ScoringInput};
 use crate::sinks::commit;
-use crate::sinks::parquet::{self as pq, SinkError};
+use crate::sinks::parquet::{self as pq, Partitions, SinkError};
 use crate::sinks::schema;
 use crate::sinks::tables::{self, RunRow, RunTotals};
 
@@ -91,23 +91,25 @@ pub fn rescore(out: &Path, config: &Config, range: &DateRange) -> Result<Rescore
     config.privacy.output_access.apply();
     let holder = lock::Holder::this_process(&run_id, started);
     let _lock = lock::OutputLock::acquire(out, &holder)?;
-    commit::recover(out, commit::Scope::default())?;
-    let mut run_row = RunRow::start(&holder, started, config, None);
-    commit::write_run(out, &run_row)?;
-    let mut summary = RescoreSummary { run_id: run_id.clone(), ..Default::default() };
     let mut dates: Vec<String> = pq::table_files(out, "calls")
         .iter()
-        .filter_map(|p| p.parent()?.file_name()?.to_str()?.strip_prefix("call_date=").map(str::to_string))
+        .filter_map(|p| pq::partition_date(p).map(str::to_string))
         .filter(|d| range.contains(d))
         .collect();
     dates.sort();
     dates.dedup();
+    let partitions = Partitions::Dates(dates.iter().cloned().collect());
+    commit::recover(out, commit::Scope::default(), &partitions)?;
+    let mut run_row = RunRow::start(&holder, started, config, None);
+    commit::write_run(out, &run_row)?;
+    commit::mark_open(out, &run_id, &dates.iter().cloned().collect())?;
+    let mut summary = RescoreSummary { run_id: run_id.clone(), ..Default::default() };
     for (seq, date) in dates.iter().enumerate() {
         summary.calls += rescore_date(out, date, config, &run_id, seq as u32)?;
         summary.dates += 1;
     }
     // The old versions go exactly as a reprocessing run's do.
-    commit::recover(out, commit::Scope::default())?;
+    commit::recover(out, commit::Scope::default(), &partitions)?;
     summary.wall_s = clock.elapsed().as_secs_f64();
     run_row.finished = Some(RunTotals {
         finished_at: Utc::now(),

@@ -7,46 +7,18 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 
-use callqa::assemble::{self, CallSpec, Codec, TurnSpec};
-use callqa::record::Speaker;
 use common::*;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use serde_json::Value;
 
-const CLIPS: [&str; 6] = [
-    "wenet-e2e__wenet/aishell-BAC009S0724W0121.wav",
-    "FireRedTeam__FireRedASR/BAC009S0764W0121.wav",
-    "PaddlePaddle__PaddleSpeech/zh.wav",
-    "modelscope__FunASR/asr_example.wav",
-    "k2-fsa__sherpa/funasr-nano_far_2.wav",
-    "k2-fsa__sherpa/funasr-nano_dia_hunan.wav",
-];
 const CALLS: usize = 15;
 
 /// 15 two-channel calls assembled from real recordings (seed 22), and one that is no WAV.
 fn input() -> tempfile::TempDir {
-    let clips: Vec<Vec<f32>> = CLIPS.iter().map(|f| assemble::load_clip(&corpus(f)).unwrap()).collect();
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(22);
-    for k in 0..CALLS {
-        let mut order: Vec<usize> = (0..clips.len()).collect();
-        order.shuffle(&mut rng);
-        let (mut turns, mut samples, mut at) = (Vec::new(), Vec::new(), 0.5);
-        for (i, &c) in order[..3].iter().enumerate() {
-            let speaker = if i % 2 == 0 { Speaker::Agent } else { Speaker::Customer };
-            turns.push(TurnSpec { speaker, clip: PathBuf::new(), start_s: at, text: String::new(), gain_db: 0.0 });
-            samples.push(clips[c].clone());
-            at += clips[c].len() as f64 / 16_000.0 + 0.5 + 6.0 * (k % 2) as f64;
-        }
-        let spec =
-            CallSpec { sample_rate_hz: 8000, codec: Codec::PcmS16, mono: false, bleed_db: None, tail_s: 1.0, turns };
-        std::fs::write(dir.path().join(format!("call{k:02}.wav")), assemble::assemble_with(&spec, &samples).unwrap().0)
-            .unwrap();
-    }
+    assembled_calls(dir.path(), CALLS, 22);
     std::fs::write(dir.path().join("broken.wav"), b"RIFF\0\0\0\0WAVEnot a wav at all").unwrap();
     dir
 }

@@ -129,6 +129,7 @@ mod tests {
             run_id: "r".into(),
             processed_at: 0,
             model: model.map(str::to_string),
+            commit: "r_00001".into(),
         }
     }
 

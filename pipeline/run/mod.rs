@@ -38,7 +38,7 @@ use crate::ingest::{self, IngestError};
 use crate::model;
 use crate::record::{CallFailure, CallSource, ErrorType, ScoredCall, Stage, StageTimes, VoicedCall};
 use crate::sinks::commit;
-use crate::sinks::parquet::SinkError;
+use crate::sinks::parquet::{Partitions, SinkError};
 use crate::sinks::tables::{RowContext, RunRow, RunTotals};
 use budget::{MemoryBudget, Reservation};
 use ledger::{FailureTable, Ledger, Skip};
@@ -205,14 +205,6 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     };
     // Under the lock, so recovery never meets another run's probe (a shard's names its run).
     check_output_dir(out, &run_id)?;
-    let (recovered, versions, failure_rows) = {
-        let _rewriting = shard.map(|_| lock::rewrite_lock(out)).transpose()?;
-        let (recovered, versions) = commit::recover(out, scope)?;
-        (recovered, versions, commit::adopt_failures(out, scope)?)
-    };
-    if recovered != commit::Recovered::default() {
-        info!(?recovered, "recovered the output after an interrupted run");
-    }
     let mut discovered = ingest::discover(&options.input)?;
     if let Some(s) = shard {
         discovered.retain(|entry| match entry {
@@ -220,6 +212,21 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
             Err(rejected) => s.owns(&rejected.call_id),
         });
         info!(shard = %s, calls = discovered.len(), "this shard's calls");
+    }
+    // The partitions this run writes: the only ones its skip check and recovery read.
+    let input_dates = Partitions::Dates(
+        discovered.iter().flatten().map(|source| source.call_date.format("%Y-%m-%d").to_string()).collect(),
+    );
+    let (recovered, versions, failure_rows) = {
+        let _rewriting = shard.map(|_| lock::rewrite_lock(out)).transpose()?;
+        let (recovered, versions) = commit::recover(out, scope, &input_dates)?;
+        (recovered, versions, commit::adopt_failures(out, scope)?)
+    };
+    if recovered != commit::Recovered::default() {
+        info!(?recovered, "recovered the output after an interrupted run");
+    }
+    if let Partitions::Dates(dates) = &input_dates {
+        commit::mark_open(out, &run_id, dates)?;
     }
 
     let model_path = if options.no_asr { None } else { Some(model::registry::resolve(options.model.as_deref())?) };
@@ -489,7 +496,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     // Only now that the new rows are in place: older versions of calls processed again go.
     let (cleaned, _) = {
         let _rewriting = shard.map(|_| lock::rewrite_lock(out)).transpose()?;
-        commit::recover(out, scope)?
+        commit::recover(out, scope, &input_dates)?
     };
     if cleaned.superseded_calls > 0 {
         info!(calls = cleaned.superseded_calls, "replaced the rows of calls processed again");

@@ -21,14 +21,14 @@
 //! running shard owns (written unsharded, or with another shard count) are rewritten under
 //! [`crate::run::lock::rewrite_lock`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, Int32Array, StringArray, TimestampMicrosecondArray};
 use chrono::{DateTime, Utc};
 
-use super::parquet::{self as pq, SinkError};
+use super::parquet::{self as pq, Partitions, SinkError};
 use super::tables::{self, FailureRow, RowContext, RunRow};
 use crate::record::ScoredCall;
 use crate::run::shard::Shard;
@@ -43,6 +43,12 @@ pub struct Scope<'a> {
 impl Scope<'_> {
     pub fn call(&self, call_id: &str) -> bool {
         self.shard.is_none_or(|s| s.owns(call_id))
+    }
+
+    /// A file name this scope alone answers for: every file when unsharded, else those its
+    /// shard's tag names (an ownerless file may still hold other shards' calls).
+    pub fn answers_for(&self, name: &str) -> bool {
+        self.shard.is_none_or(|shard| shard_of_name(name, shard.count) == Some(shard.index))
     }
 
     /// A file name this recovery may remove or rewrite.
@@ -113,13 +119,20 @@ pub struct Recovered {
 
 /// Bring an output folder back to a committed state (see the module docs). Safe to run at any
 /// time under the lock, and to be killed at any point: it only removes what is not committed
-/// or not current, each file rewrite atomic. Returns what it did and the call versions left
-/// in `calls` (one per call), so a run need not read them again.
-pub fn recover(out_dir: &Path, scope: Scope) -> Result<(Recovered, Vec<pq::CallVersion>), SinkError> {
+/// or not current, each file rewrite atomic. Superseded rows are looked for in `partitions`
+/// (a run's input dates) and in those of runs that did not finish ([`mark_open`]). Returns
+/// what it did and the call versions left in `partitions` (one per call), so a run need not
+/// read them again.
+pub fn recover(
+    out_dir: &Path,
+    scope: Scope,
+    partitions: &Partitions,
+) -> Result<(Recovered, Vec<pq::CallVersion>), SinkError> {
     let mut recovered = Recovered::default();
+    super::compact::finish_interrupted(out_dir)?;
     // Only the tables `callqa run` writes (`callqa sample` and `report` may be writing
-    // others), and the write probes a killed run left at the top.
-    let run_tables = ["calls", "utterances", "speech", "events", "failures", "runs"];
+    // others), its notes, and the write probes a killed run left at the top.
+    let run_tables = ["calls", "utterances", "speech", "events", "failures", "runs", OPEN_RUNS];
     let entries = run_tables
         .iter()
         .flat_map(|t| walkdir::WalkDir::new(out_dir.join(t)).into_iter().filter_map(Result::ok))
@@ -133,10 +146,15 @@ pub fn recover(out_dir: &Path, scope: Scope) -> Result<(Recovered, Vec<pq::CallV
             recovered.temporaries += 1;
         }
     }
+    let mut partitions = partitions.clone();
+    let open_runs = open_runs(out_dir, scope)?;
+    for date in open_runs.iter().flat_map(|(_, dates)| dates) {
+        partitions.add(date);
+    }
     let tables: Vec<&str> = CHILD_TABLES.iter().copied().chain(["calls"]).collect();
-    let mut versions = pq::call_versions(out_dir)?;
+    let mut versions = pq::call_versions(out_dir, &partitions)?;
     versions.retain(|v| scope.call(&v.call_id));
-    recovered.superseded_calls = pq::drop_superseded(out_dir, &tables, &versions)?;
+    recovered.superseded_calls = pq::drop_superseded(out_dir, &tables, &versions, &partitions)?;
     let current = pq::latest_versions(&versions).into_values().cloned().collect();
     for table in CHILD_TABLES {
         for path in pq::table_files(out_dir, table) {
@@ -152,7 +170,44 @@ pub fn recover(out_dir: &Path, scope: Scope) -> Result<(Recovered, Vec<pq::CallV
             }
         }
     }
+    for (path, _) in open_runs {
+        fs::remove_file(&path).map_err(|e| write_error(&path, e))?;
+    }
     Ok((recovered, current))
+}
+
+/// Where runs that may leave superseded rows behind say which partitions they write.
+const OPEN_RUNS: &str = ".callqa-open-runs";
+
+/// Record, before its first commit, the call dates a run (or rescore) is about to write:
+/// if it dies before its last [`recover`], the next recovery cleans those partitions
+/// without reading the rest of the history. The last recovery removes the note.
+pub fn mark_open(out_dir: &Path, run_id: &str, dates: &BTreeSet<String>) -> Result<(), SinkError> {
+    let path = out_dir.join(OPEN_RUNS).join(format!("{run_id}.dates"));
+    let text = dates.iter().map(|d| format!("{d}\n")).collect::<String>();
+    pq::write_atomic(&path, |mut file| {
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| e.to_string())?;
+        Ok(file)
+    })
+}
+
+/// The notes of [`mark_open`] this scope answers for (its own shard's, or all when
+/// unsharded), with their dates.
+fn open_runs(out_dir: &Path, scope: Scope) -> Result<Vec<(PathBuf, Vec<String>)>, SinkError> {
+    let Ok(entries) = fs::read_dir(out_dir.join(OPEN_RUNS)) else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+        let name = path.file_name().expect("a file").to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(".dates") || !scope.answers_for(&name) {
+            continue;
+        }
+        let text =
+            fs::read_to_string(&path).map_err(|e| SinkError::Read { path: path.clone(), reason: e.to_string() })?;
+        found.push((path, text.lines().map(str::to_string).collect()));
+    }
+    Ok(found)
 }
 
 fn write_error(path: &Path, e: std::io::Error) -> SinkError {
@@ -298,12 +353,12 @@ mod tests {
             pq::write_file(&out.join(table).join(partition).join(format!("part-{commit}.parquet")), &batch).unwrap();
         }
         fs::write(out.join("events").join(partition).join(".part-r1_00002.parquet.tmp"), b"half").unwrap();
-        let (recovered, _) = recover(out, Scope::default()).unwrap();
+        let (recovered, _) = recover(out, Scope::default(), &Partitions::All).unwrap();
         assert_eq!(recovered, Recovered { temporaries: 1, superseded_calls: 0, uncommitted_files: 1 });
         assert!(out.join("utterances").join(partition).join("part-r1_00001.parquet").exists());
         assert!(!out.join("utterances").join(partition).join("part-r1_00002.parquet").exists());
         assert_eq!(
-            recover(out, Scope::default()).unwrap().0,
+            recover(out, Scope::default(), &Partitions::All).unwrap().0,
             Recovered::default(),
             "a second recovery finds nothing to do"
         );

@@ -5,7 +5,7 @@
 //! column twice with two types. Each file is written under a dot-prefixed temporary name
 //! (which Hive-style readers ignore) and renamed into place only when complete.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -50,19 +50,37 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(fs::File) -> Result<fs::File
     let fail = |reason: String| SinkError::Write { path: path.to_path_buf(), reason };
     let dir = path.parent().expect("output files live in a folder");
     fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
+    let tmp = temporary_path(path);
     let result = (|| -> Result<(), String> {
         let file = write(fs::File::create(&tmp).map_err(|e| e.to_string())?)?;
         file.sync_all().map_err(|e| e.to_string())?;
         super::test_pause();
         fs::rename(&tmp, path).map_err(|e| e.to_string())?;
-        // The rename itself survives a power cut only once the folder is synced.
-        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| e.to_string())
+        // The rename itself survives a power cut only once the folders are synced.
+        for folder in [dir, tmp.parent().expect("a folder")] {
+            fs::File::open(folder).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result.map_err(fail)
+}
+
+/// Where a file is written before its rename: beside it, dot-prefixed (which Hive-style
+/// readers ignore). A partition file's goes in its table's folder instead, so a partition
+/// folder only ever holds finished files and `callqa compact` can swap the whole folder
+/// while a commit is writing into it (the rename lands in whichever folder is in place).
+fn temporary_path(path: &Path) -> PathBuf {
+    let dir = path.parent().expect("output files live in a folder");
+    let name = path.file_name().expect("a file").to_string_lossy();
+    match (dir.file_name().and_then(|n| n.to_str()), dir.parent()) {
+        (Some(partition), Some(table)) if partition.starts_with("call_date=") => {
+            table.join(format!(".{partition}.{name}.tmp"))
+        }
+        _ => dir.join(format!(".{name}.tmp")),
+    }
 }
 
 /// Write one Parquet file atomically.
@@ -190,14 +208,66 @@ pub struct CallVersion {
     pub processed_at: i64,
     /// The Whisper model that transcribed it; `None` when transcription did not run.
     pub model: Option<String>,
+    /// The commit that holds this version's rows: the stem of its files in every table
+    /// (`<run_id>_<seq>`, or `compact-...` once `callqa compact` merged it).
+    pub commit: String,
 }
 
-/// Every call already in `<out>/calls`, read once per run: reruns skip calls with the same
-/// content, and [`drop_superseded`] finds older versions of calls processed again.
-pub fn call_versions(out_dir: &Path) -> Result<Vec<CallVersion>, SinkError> {
+/// Which `call_date` partitions a step reads: all of them, or the dates a run's input touches
+/// (so a run's start-up costs what its input costs, not what the history holds).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Partitions {
+    All,
+    Dates(BTreeSet<String>),
+}
+
+impl Partitions {
+    /// Whether a table file lies in one of these partitions.
+    pub fn holds(&self, path: &Path) -> bool {
+        match self {
+            Partitions::All => true,
+            Partitions::Dates(dates) => partition_date(path).is_some_and(|d| dates.contains(d)),
+        }
+    }
+
+    pub fn add(&mut self, date: &str) {
+        if let Partitions::Dates(dates) = self {
+            dates.insert(date.to_string());
+        }
+    }
+}
+
+/// The `call_date` of a table file, from its folder name.
+pub fn partition_date(path: &Path) -> Option<&str> {
+    path.parent()?.file_name()?.to_str()?.strip_prefix("call_date=")
+}
+
+/// The columns of one file that `names` lists (others are not decoded: a calls file has
+/// over sixty columns, the skip check needs five).
+fn read_columns(path: &Path, names: &[&str]) -> Result<Vec<RecordBatch>, SinkError> {
+    let fail = |reason: String| SinkError::Read { path: path.to_path_buf(), reason };
+    let file = fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| fail(e.to_string()))?;
+    let schema = builder.parquet_schema();
+    let indices: Vec<usize> = (0..schema.num_columns()).filter(|&i| names.contains(&schema.column(i).name())).collect();
+    let mask = parquet::arrow::ProjectionMask::roots(schema, indices);
+    builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| fail(e.to_string()))?
+        .map(|batch| batch.map_err(|e| fail(e.to_string())))
+        .collect()
+}
+
+/// The calls in `<out>/calls` within `partitions`: reruns skip calls with the same content,
+/// and [`drop_superseded`] finds older versions of calls processed again.
+pub fn call_versions(out_dir: &Path, partitions: &Partitions) -> Result<Vec<CallVersion>, SinkError> {
     let mut found = Vec::new();
-    for path in table_files(out_dir, "calls") {
-        for batch in read_file(&path)? {
+    let wanted = ["call_id", "content_sha256", "run_id", "processed_at", "model"];
+    for path in table_files(out_dir, "calls").into_iter().filter(|p| partitions.holds(p)) {
+        let commit = commit_of_file(&path).to_string();
+        for batch in read_columns(&path, &wanted)? {
             let ids = column::<StringArray>(&batch, "call_id", &path)?;
             let hashes = column::<StringArray>(&batch, "content_sha256", &path)?;
             let runs = column::<StringArray>(&batch, "run_id", &path)?;
@@ -209,17 +279,18 @@ pub fn call_versions(out_dir: &Path) -> Result<Vec<CallVersion>, SinkError> {
                 run_id: runs.value(i).to_string(),
                 processed_at: times.value(i),
                 model: models.filter(|m| !m.is_null(i)).map(|m| m.value(i).to_string()),
+                commit: commit.clone(),
             }));
         }
     }
     Ok(found)
 }
 
-/// The run that wrote a table file: `part-<run_id>_<seq>.parquet` (or `part-<run_id>.parquet`
-/// from versions that committed once per run).
-fn run_of_file(path: &Path) -> &str {
-    let stem = path.file_stem().and_then(|s| s.to_str()).and_then(|s| s.strip_prefix("part-")).unwrap_or("");
-    stem.split_once('_').map_or(stem, |(run, _)| run)
+/// The commit that wrote a table file: its stem after `part-` (`<run_id>_<seq>`, a
+/// compaction's `compact-<id>_00000`, or `<run_id>` from versions that committed once per run).
+pub fn commit_of_file(path: &Path) -> &str {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    stem.strip_prefix("part-").unwrap_or(stem)
 }
 
 /// The version of every call that stays: its latest (`processed_at`, then run id).
@@ -234,50 +305,76 @@ pub fn latest_versions(versions: &[CallVersion]) -> HashMap<&str, &CallVersion> 
     latest
 }
 
-/// Keep one version of every call. A call processed again (`--reprocess`, or its audio
-/// changed) has versions from more than one run; the rows of all but its latest run
-/// (`processed_at`) are removed from `tables`, each file rewritten atomically or deleted when
-/// nothing is left. `versions` are the calls rows on disk, those just written included.
-/// `calls` is cleaned last, so a run stopped half way leaves the evidence for the next run to
-/// finish the job. Returns how many stale versions went.
-pub fn drop_superseded(out_dir: &Path, tables: &[&str], versions: &[CallVersion]) -> Result<usize, SinkError> {
+/// The rows of a batch read from `path` (a file of `commit`) that hold no superseded version:
+/// `stale` maps a commit to the calls whose rows in it are old. `None` when all stay.
+pub(crate) fn without_stale(
+    batch: &RecordBatch,
+    commit: &str,
+    stale: &HashMap<String, HashSet<String>>,
+    path: &Path,
+) -> Result<Option<RecordBatch>, SinkError> {
+    let Some(ids) = stale.get(commit) else {
+        return Ok(None);
+    };
+    let keep: BooleanArray =
+        column::<StringArray>(batch, "call_id", path)?.iter().map(|id| Some(!ids.contains(id.unwrap_or("")))).collect();
+    if keep.true_count() == keep.len() {
+        return Ok(None);
+    }
+    filter_record_batch(batch, &keep)
+        .map(Some)
+        .map_err(|e| SinkError::Read { path: path.into(), reason: e.to_string() })
+}
+
+/// Every commit's calls whose rows there are not their latest version.
+pub(crate) fn stale_by_commit(versions: &[CallVersion]) -> HashMap<String, HashSet<String>> {
     let latest = latest_versions(versions);
     let mut stale: HashMap<String, HashSet<String>> = HashMap::new();
     for v in versions {
-        if latest[v.call_id.as_str()].run_id != v.run_id {
-            stale.entry(v.run_id.clone()).or_default().insert(v.call_id.clone());
+        if latest[v.call_id.as_str()].commit != v.commit {
+            stale.entry(v.commit.clone()).or_default().insert(v.call_id.clone());
         }
     }
+    stale
+}
+
+/// Keep one version of every call. A call processed again (`--reprocess`, or its audio
+/// changed) has versions in more than one commit; the rows of all but its latest
+/// (`processed_at`) are removed from `tables`, each file rewritten atomically or deleted when
+/// nothing is left. `versions` are the calls rows on disk in `partitions`, those just written
+/// included. `calls` is cleaned last, so a run stopped half way leaves the evidence for the
+/// next run to finish the job. Returns how many stale versions went.
+pub fn drop_superseded(
+    out_dir: &Path,
+    tables: &[&str],
+    versions: &[CallVersion],
+    partitions: &Partitions,
+) -> Result<usize, SinkError> {
+    let stale = stale_by_commit(versions);
     let count = stale.values().map(HashSet::len).sum();
     let mut ordered: Vec<&str> = tables.iter().copied().filter(|t| *t != "calls").collect();
     if tables.contains(&"calls") {
         ordered.push("calls");
     }
     for table in ordered {
-        for path in table_files(out_dir, table) {
-            let run = run_of_file(&path);
-            let Some(ids) = stale.get(run) else {
+        for path in table_files(out_dir, table).into_iter().filter(|p| partitions.holds(p)) {
+            let commit = commit_of_file(&path);
+            if !stale.contains_key(commit) {
                 continue;
-            };
+            }
             let batches = read_file(&path)?;
             let Some(schema) = batches.first().map(RecordBatch::schema) else {
                 continue;
             };
             let whole = arrow::compute::concat_batches(&schema, &batches)
                 .map_err(|e| SinkError::Read { path: path.clone(), reason: e.to_string() })?;
-            let keep: BooleanArray = column::<StringArray>(&whole, "call_id", &path)?
-                .iter()
-                .map(|id| Some(!ids.contains(id.unwrap_or(""))))
-                .collect();
-            if keep.true_count() == keep.len() {
+            let Some(kept) = without_stale(&whole, commit, &stale, &path)? else {
                 continue;
-            }
-            if keep.true_count() == 0 {
+            };
+            if kept.num_rows() == 0 {
                 super::test_pause();
                 fs::remove_file(&path).map_err(|e| SinkError::Write { path: path.clone(), reason: e.to_string() })?;
             } else {
-                let kept = filter_record_batch(&whole, &keep)
-                    .map_err(|e| SinkError::Write { path: path.clone(), reason: e.to_string() })?;
                 write_file(&path, &kept)?;
             }
         }
@@ -394,7 +491,7 @@ mod tests {
     }
 
     fn call_rows(dir: &Path) -> usize {
-        call_versions(dir).unwrap().len()
+        call_versions(dir, &Partitions::All).unwrap().len()
     }
 
     #[test]
@@ -404,7 +501,13 @@ mod tests {
         write_run(dir.path(), "r2", &[("a", 200)]);
         write_run(dir.path(), "r3", &[("b", 300)]);
         assert_eq!(
-            drop_superseded(dir.path(), &["calls", "utterances"], &call_versions(dir.path()).unwrap()).unwrap(),
+            drop_superseded(
+                dir.path(),
+                &["calls", "utterances"],
+                &call_versions(dir.path(), &Partitions::All).unwrap(),
+                &Partitions::All
+            )
+            .unwrap(),
             2
         );
         assert_eq!(texts(dir.path()), ["r2:a", "r2:a", "r3:b", "r3:b"]);
@@ -413,7 +516,13 @@ mod tests {
         assert!(!dir.path().join("utterances/call_date=2026-11-20/part-r1.parquet").exists());
         assert_eq!(call_rows(dir.path()), 2);
         assert_eq!(
-            drop_superseded(dir.path(), &["calls", "utterances"], &call_versions(dir.path()).unwrap()).unwrap(),
+            drop_superseded(
+                dir.path(),
+                &["calls", "utterances"],
+                &call_versions(dir.path(), &Partitions::All).unwrap(),
+                &Partitions::All
+            )
+            .unwrap(),
             0
         );
     }
@@ -424,11 +533,23 @@ mod tests {
         write_run(dir.path(), "r1", &[("a", 100), ("b", 100)]);
         write_run(dir.path(), "r2", &[("a", 200)]);
         // As if a run stopped after cleaning utterances but before calls.
-        drop_superseded(dir.path(), &["utterances"], &call_versions(dir.path()).unwrap()).unwrap();
+        drop_superseded(
+            dir.path(),
+            &["utterances"],
+            &call_versions(dir.path(), &Partitions::All).unwrap(),
+            &Partitions::All,
+        )
+        .unwrap();
         assert_eq!(texts(dir.path()), ["r1:b", "r1:b", "r2:a", "r2:a"]);
         assert_eq!(call_rows(dir.path()), 3);
         assert_eq!(
-            drop_superseded(dir.path(), &["calls", "utterances"], &call_versions(dir.path()).unwrap()).unwrap(),
+            drop_superseded(
+                dir.path(),
+                &["calls", "utterances"],
+                &call_versions(dir.path(), &Partitions::All).unwrap(),
+                &Partitions::All
+            )
+            .unwrap(),
             1
         );
         assert_eq!(call_rows(dir.path()), 2);

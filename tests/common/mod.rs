@@ -131,3 +131,37 @@ pub fn espeak(text: &str, path: &std::path::Path) {
         .expect("espeak-ng runs (scripts/setup.sh installs it)");
     assert!(status.success());
 }
+
+/// `count` two-channel 8 kHz calls `callNN.wav` in `dir`, each three turns of real Mandarin
+/// recordings in an order drawn from `seed`, every second call with 6 s gaps.
+pub fn assembled_calls(dir: &std::path::Path, count: usize, seed: u64) {
+    use callqa::assemble::{self, CallSpec, Codec, TurnSpec};
+    use callqa::record::Speaker;
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    const CLIPS: [&str; 6] = [
+        "wenet-e2e__wenet/aishell-BAC009S0724W0121.wav",
+        "FireRedTeam__FireRedASR/BAC009S0764W0121.wav",
+        "PaddlePaddle__PaddleSpeech/zh.wav",
+        "modelscope__FunASR/asr_example.wav",
+        "k2-fsa__sherpa/funasr-nano_far_2.wav",
+        "k2-fsa__sherpa/funasr-nano_dia_hunan.wav",
+    ];
+    let clips: Vec<Vec<f32>> = CLIPS.iter().map(|f| assemble::load_clip(&corpus(f)).unwrap()).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for k in 0..count {
+        let mut order: Vec<usize> = (0..clips.len()).collect();
+        order.shuffle(&mut rng);
+        let (mut turns, mut samples, mut at) = (Vec::new(), Vec::new(), 0.5);
+        for (i, &c) in order[..3].iter().enumerate() {
+            let speaker = if i % 2 == 0 { Speaker::Agent } else { Speaker::Customer };
+            turns.push(TurnSpec { speaker, clip: PathBuf::new(), start_s: at, text: String::new(), gain_db: 0.0 });
+            samples.push(clips[c].clone());
+            at += clips[c].len() as f64 / 16_000.0 + 0.5 + 6.0 * (k % 2) as f64;
+        }
+        let spec =
+            CallSpec { sample_rate_hz: 8000, codec: Codec::PcmS16, mono: false, bleed_db: None, tail_s: 1.0, turns };
+        std::fs::write(dir.join(format!("call{k:02}.wav")), assemble::assemble_with(&spec, &samples).unwrap().0)
+            .unwrap();
+    }
+}
