@@ -263,6 +263,7 @@ fn transcribe(call: &BenchCall, settings: AsrSettings, threads: u32) -> Transcri
     let mut worker = transcriber.worker(threads).unwrap();
     let config = Config { asr: settings, ..Config::default() };
     let source = CallSource {
+        size_bytes: None,
         call_id: call.id.clone(),
         path: PathBuf::new(),
         agent_id: None,

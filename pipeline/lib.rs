@@ -1,7 +1,7 @@
 //! callqa: call recordings in, quality-assurance tables out.
 //!
 //! The flow, one module per stage:
-//! - [`ingest`]: a folder or CSV manifest -> [`record::CallSource`]s.
+//! - [`ingest`]: a folder or CSV manifest, on disk or on an object store -> [`record::CallSource`]s.
 //! - [`audio`]: WAV bytes -> per-channel buffers -> 16 kHz speaker channels.
 //! - [`vad`]: a channel -> speech intervals.
 //! - [`loudness`]: a channel and its speech -> EBU R128 loudness and raised-voice events.
@@ -17,7 +17,8 @@
 //! [`record`] holds the plain records that pass between stages (source -> voiced ->
 //! transcribed -> scored call). [`run`] schedules the stages over a batch: CPU stages on a
 //! rayon pool, transcription in supervised worker processes, commits as it goes;
-//! [`config`] holds every setting.
+//! [`config`] holds every setting; [`storage`] is where files live (a folder, or an object
+//! store through `object_store` on tokio), for ingest and the sinks alone.
 //! - [`model`]: Whisper weights (CTranslate2 -> GGML conversion, registry).
 pub mod asr;
 pub mod assemble;
@@ -35,5 +36,6 @@ pub mod rules;
 pub mod run;
 pub mod sampling;
 pub mod sinks;
+pub mod storage;
 pub mod textnorm;
 pub mod vad;

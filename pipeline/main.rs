@@ -23,12 +23,15 @@ struct Cli {
 enum Command {
     /// Process a folder of call recordings (or a CSV manifest) into Parquet tables.
     Run {
-        /// Folder searched recursively for .wav, or a CSV manifest (header row; `path` required).
+        /// Folder searched recursively for .wav, or a CSV manifest (header row; `path` required);
+        /// or the same on an object store: s3://bucket/prefix, s3://bucket/calls.csv (gs://, az://).
         #[arg(long)]
-        input: PathBuf,
-        /// Output folder; each table goes to OUT/<table>/call_date=YYYY-MM-DD/.
+        input: String,
+        /// Output folder or object-store prefix (s3://bucket/prefix, gs://, az://); each table
+        /// goes to OUT/<table>/call_date=YYYY-MM-DD/. Credentials, region and endpoint come from
+        /// the store's standard environment variables (AWS_ENDPOINT_URL for an S3-compatible one).
         #[arg(long)]
-        out: PathBuf,
+        out: String,
         /// TOML configuration (see `callqa config`).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -136,8 +139,9 @@ enum Command {
     /// and start_s, dropping superseded call versions and empty files. Safe beside running
     /// shards; a reader sees each partition's old files or the merged one, never both.
     Compact {
+        /// An output folder or object-store prefix of `callqa run`.
         #[arg(long)]
-        out: PathBuf,
+        out: String,
         /// Only partitions where this table has more than one file (repeatable; calls,
         /// utterances, speech or events). The call tables commit together, so a picked
         /// partition is compacted in all four.
@@ -300,9 +304,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(spec) => Some(Shard::parse(&spec)?),
                 None => Shard::from_env(shards, |name| std::env::var(name).ok())?,
             };
+            let out = callqa::storage::Storage::parse(&out)?;
+            anyhow::ensure!(
+                redacted_audio.as_deref().is_none_or(|dir| !callqa::storage::is_url(&dir.to_string_lossy())),
+                "--redacted-audio writes to a local folder"
+            );
             let options = RunOptions {
                 input,
-                out_dir: out.clone(),
+                out,
                 config,
                 model,
                 jobs,
@@ -329,7 +338,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .and_then(|_| std::fs::write(&path, serde_json::to_string_pretty(&summary)?))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
-            println!("tables written under {}", out.display());
+            println!("tables written under {}", options.out.describe(""));
             return Ok(ExitCode::from(summary.exit_status() as u8));
         }
         Command::Worker { model } => {
@@ -393,6 +402,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Compact { out, table, before } => {
+            let out = callqa::storage::Storage::parse(&out)?;
             let before = before.unwrap_or_else(|| chrono::Utc::now().date_naive());
             let options = callqa::sinks::compact::CompactOptions { tables: table, before };
             let done = callqa::sinks::compact::compact(&out, &options)?;

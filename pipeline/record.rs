@@ -47,7 +47,10 @@ impl fmt::Display for Speaker {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSource {
     pub call_id: String,
+    /// A local path, or an object's URL (`s3://bucket/key`: see [`crate::storage::object`]).
     pub path: PathBuf,
+    /// The recording's size when ingest listed it (object stores); `None`: ask the file.
+    pub size_bytes: Option<u64>,
     pub agent_id: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     /// Partition date: from `started_at`, else the file's modification time.
@@ -194,6 +197,7 @@ impl ScoredCall {
     /// the words, such as redaction).
     pub fn of_utterances(call_id: &str, utterances: Vec<Utterance>) -> ScoredCall {
         let source = CallSource {
+            size_bytes: None,
             call_id: call_id.into(),
             path: PathBuf::from(format!("{call_id}.wav")),
             agent_id: None,

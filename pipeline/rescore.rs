@@ -31,6 +31,7 @@ use crate::sinks::commit;
 use crate::sinks::parquet::{self as pq, Partitions, SinkError};
 use crate::sinks::schema;
 use crate::sinks::tables::{self, RunRow, RunTotals};
+use crate::storage::Storage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RescoreError {
@@ -90,26 +91,27 @@ pub fn rescore(out: &Path, config: &Config, range: &DateRange) -> Result<Rescore
     let run_id = crate::run::new_run_id(started, None);
     config.privacy.output_access.apply();
     let holder = lock::Holder::this_process(&run_id, started);
-    let _lock = lock::OutputLock::acquire(out, &holder)?;
-    let mut dates: Vec<String> = pq::table_files(out, "calls")
+    let store = Storage::local(out);
+    let _lock = lock::OutputLock::acquire(&store, &holder)?;
+    let mut dates: Vec<String> = pq::table_files(&store, "calls")?
         .iter()
-        .filter_map(|p| pq::partition_date(p).map(str::to_string))
+        .filter_map(|k| pq::partition_date(k).map(str::to_string))
         .filter(|d| range.contains(d))
         .collect();
     dates.sort();
     dates.dedup();
     let partitions = Partitions::Dates(dates.iter().cloned().collect());
-    commit::recover(out, commit::Scope::default(), &partitions)?;
+    commit::recover(&store, commit::Scope::default(), &partitions)?;
     let mut run_row = RunRow::start(&holder, started, config, None);
-    commit::write_run(out, &run_row)?;
-    commit::mark_open(out, &run_id, &dates.iter().cloned().collect())?;
+    commit::write_run(&store, &run_row)?;
+    commit::mark_open(&store, &run_id, &dates.iter().cloned().collect())?;
     let mut summary = RescoreSummary { run_id: run_id.clone(), ..Default::default() };
     for (seq, date) in dates.iter().enumerate() {
         summary.calls += rescore_date(out, date, config, &run_id, seq as u32)?;
         summary.dates += 1;
     }
     // The old versions go exactly as a reprocessing run's do.
-    commit::recover(out, commit::Scope::default(), &partitions)?;
+    commit::recover(&store, commit::Scope::default(), &partitions)?;
     summary.wall_s = clock.elapsed().as_secs_f64();
     run_row.finished = Some(RunTotals {
         finished_at: Utc::now(),
@@ -120,14 +122,17 @@ pub fn rescore(out: &Path, config: &Config, range: &DateRange) -> Result<Rescore
         wall_s: summary.wall_s,
         exit_status: 0,
     });
-    commit::write_run(out, &run_row)?;
+    commit::write_run(&store, &run_row)?;
     Ok(summary)
 }
 
 /// One table's rows in one partition, as one batch (`None` when it has no files).
 fn partition_rows(out: &Path, table: &str, date: &str) -> Result<Option<(PathBuf, RecordBatch)>, RescoreError> {
     let dir = out.join(table).join(format!("call_date={date}"));
-    let files: Vec<PathBuf> = pq::table_files(out, table).into_iter().filter(|p| p.parent() == Some(&dir)).collect();
+    let files: Vec<PathBuf> = pq::table_files(&Storage::local(out), &format!("{table}/call_date={date}"))?
+        .iter()
+        .map(|k| out.join(k))
+        .collect();
     let mut batches = Vec::new();
     for path in &files {
         batches.extend(pq::read_file(path)?);

@@ -108,6 +108,7 @@ fn detection_keeps_to_asr_languages_and_calls_without_rules_get_no_score() {
         let mut worker = t.worker(2).unwrap();
         let config = Config { asr: settings, ..Config::default() };
         let source = CallSource {
+            size_bytes: None,
             call_id: file.into(),
             path: corpus(file),
             agent_id: None,

@@ -130,12 +130,17 @@ fn bad_files_fail_alone_with_a_named_reason_and_exit_code_1() {
     assert!(stdout.contains("calls: 4 ok, 5 failed, 0 skipped"), "{stdout}");
     let calls = read_table(&b.out, "calls");
     assert_eq!(calls.len(), 4);
-    // Nothing half-written: no temporary files anywhere (the lock file stays, unlocked).
-    assert!(walkdir::WalkDir::new(&b.out).into_iter().filter_map(Result::ok).all(|e| !e
-        .file_name()
-        .to_string_lossy()
-        .starts_with('.')
-        || e.file_name() == ".callqa.lock"));
+    // Nothing half-written: no temporary files anywhere (the lock file stays, unlocked, and
+    // the folder of open-run notes, empty once the run finished).
+    let mut hidden: Vec<_> = walkdir::WalkDir::new(&b.out)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path().strip_prefix(&b.out).unwrap().display().to_string())
+        .collect();
+    hidden.sort();
+    assert_eq!(hidden, [".callqa-open-runs", ".callqa.lock"]);
+    assert_eq!(std::fs::read_dir(b.out.join(".callqa-open-runs")).unwrap().count(), 0);
 }
 
 #[test]

@@ -17,6 +17,8 @@ use serde::Deserialize;
 
 use crate::record::{CallSource, ErrorType};
 
+mod remote;
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("input {} does not exist", .0.display())]
@@ -47,7 +49,7 @@ struct ManifestRow {
     agent_channel: Option<String>,
 }
 
-fn stem(path: &Path) -> String {
+pub(crate) fn stem(path: &Path) -> String {
     path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
 }
 
@@ -62,12 +64,12 @@ fn regular_file_date(path: &Path) -> Result<NaiveDate, (ErrorType, String)> {
     Ok(DateTime::<Utc>::from(modified).date_naive())
 }
 
-const MODIFIED: &str = "the file's modification time";
+pub(crate) const MODIFIED: &str = "the file's modification time";
 
 /// A call date from 1970 to two days from now (time zones), else an error naming where it
 /// came from. A date far in the future would also make a partition folder such as
 /// `call_date=+10000-01-01`, which readers type as text.
-fn plausible_date(date: NaiveDate, source: &str) -> Result<NaiveDate, (ErrorType, String)> {
+pub(crate) fn plausible_date(date: NaiveDate, source: &str) -> Result<NaiveDate, (ErrorType, String)> {
     let latest = Utc::now().date_naive() + chrono::Days::new(2);
     let earliest = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
     if (earliest..=latest).contains(&date) {
@@ -95,11 +97,22 @@ fn file_kind(file_type: &std::fs::FileType) -> &'static str {
     }
 }
 
-fn is_wav(path: &Path) -> bool {
+pub(crate) fn is_wav(path: &Path) -> bool {
     path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav"))
 }
 
-/// Find the calls under `input`.
+/// Find the calls under `input`: a local folder or manifest, or an object store's prefix or
+/// manifest ([`remote`]).
+pub fn discover_input(input: &str) -> Result<Vec<Result<CallSource, Rejected>>, IngestError> {
+    if crate::storage::is_url(input) {
+        let mut found = remote::discover(input)?;
+        reject_duplicate_ids(&mut found);
+        return Ok(found);
+    }
+    discover(Path::new(input))
+}
+
+/// Find the calls under a local `input`.
 pub fn discover(input: &Path) -> Result<Vec<Result<CallSource, Rejected>>, IngestError> {
     if !input.exists() {
         return Err(IngestError::Missing(input.to_path_buf()));
@@ -165,9 +178,15 @@ fn from_folder(dir: &Path) -> Vec<Result<CallSource, Rejected>> {
             }
             let call_id = stem(&path);
             match regular_file_date(&path).and_then(|date| plausible_date(date, MODIFIED)) {
-                Ok(call_date) => {
-                    Ok(CallSource { call_id, path, agent_id: None, started_at: None, call_date, agent_channel: None })
-                }
+                Ok(call_date) => Ok(CallSource {
+                    call_id,
+                    path,
+                    size_bytes: None,
+                    agent_id: None,
+                    started_at: None,
+                    call_date,
+                    agent_channel: None,
+                }),
                 Err((error_type, reason)) => Err(Rejected { call_id, path, error_type, reason }),
             }
         })
@@ -190,8 +209,26 @@ pub fn parse_manifest(
     input: impl std::io::Read,
     manifest: &Path,
 ) -> Result<Vec<Result<CallSource, Rejected>>, IngestError> {
-    let fatal = |reason: String| IngestError::Manifest { path: manifest.to_path_buf(), reason };
     let base = manifest.parent().unwrap_or(Path::new("."));
+    let locate = |row_path: &str| {
+        let path = base.join(row_path);
+        let found = regular_file_date(&path).map(|modified| (modified, None));
+        (path, found)
+    };
+    parse_rows(input, manifest, &locate)
+}
+
+/// Where a manifest row's recording is, and its modification date and size (or why it cannot
+/// be read).
+pub(crate) type Located = (PathBuf, Result<(NaiveDate, Option<u64>), (ErrorType, String)>);
+
+/// The calls a manifest lists, each row's `path` found by `locate`.
+pub(crate) fn parse_rows(
+    input: impl std::io::Read,
+    manifest: &Path,
+    locate: &dyn Fn(&str) -> Located,
+) -> Result<Vec<Result<CallSource, Rejected>>, IngestError> {
+    let fatal = |reason: String| IngestError::Manifest { path: manifest.to_path_buf(), reason };
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(input);
     let headers = reader.headers().map_err(|e| fatal(e.to_string()))?.clone();
     if !headers.iter().any(|h| h == "path") {
@@ -212,7 +249,7 @@ pub fn parse_manifest(
                 continue;
             }
         };
-        let path = base.join(&row.path);
+        let (path, found) = locate(&row.path);
         let call_id = row.call_id.filter(|s| !s.is_empty()).unwrap_or_else(|| stem(&path));
         let reject = |error_type: ErrorType, reason: String| Rejected {
             call_id: call_id.clone(),
@@ -243,7 +280,8 @@ pub fn parse_manifest(
             }
         };
         // Checked even when started_at dates the call: a FIFO or device must never be read.
-        let call_date = regular_file_date(&path).and_then(|modified| match started_at {
+        let size_bytes = found.as_ref().ok().and_then(|(_, size)| *size);
+        let call_date = found.and_then(|(modified, _)| match started_at {
             Some(t) => plausible_date(t.date_naive(), &format!("started_at {}", t.to_rfc3339())),
             None => plausible_date(modified, MODIFIED),
         });
@@ -251,6 +289,7 @@ pub fn parse_manifest(
             Ok(call_date) => Ok(CallSource {
                 call_id: call_id.clone(),
                 path: path.clone(),
+                size_bytes,
                 agent_id: row.agent_id.filter(|s| !s.is_empty()),
                 started_at,
                 call_date,

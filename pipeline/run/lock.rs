@@ -6,13 +6,17 @@
 //! `flock(2)` through `File::try_lock`: the kernel releases it when the process ends however
 //! it ends (kill -9 included), so a stale lock never blocks the next night. The file holds
 //! who has it (pid, host, run, start time) so the second run can name the holder. Advisory
-//! locks are only as good as the file system: local disks and NFSv4 honour them.
+//! locks are only as good as the file system: local disks and NFSv4 honour them. On an object
+//! store the same three locks are leases ([`super::lease`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use super::lease::{self, Lease};
+use crate::storage::Storage;
 
 /// Who holds an output folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +51,7 @@ pub enum LockError {
 #[derive(Debug)]
 pub struct OutputLock {
     _files: Vec<File>,
+    _leases: Vec<Lease>,
 }
 
 fn open(path: &Path) -> Result<File, LockError> {
@@ -90,7 +95,11 @@ fn live_shards(out_dir: &Path) -> Vec<PathBuf> {
 
 impl OutputLock {
     /// The whole output, for an unsharded run or a rescore.
-    pub fn acquire(out_dir: &Path, holder: &Holder) -> Result<OutputLock, LockError> {
+    pub fn acquire(out: &Storage, holder: &Holder) -> Result<OutputLock, LockError> {
+        let Some(out_dir) = out.local_root() else {
+            return lease::acquire_whole(out, holder)
+                .map(|lease| OutputLock { _files: Vec::new(), _leases: vec![lease] });
+        };
         let path = out_dir.join(".callqa.lock");
         let mut file = open(&path)?;
         match file.try_lock() {
@@ -109,11 +118,15 @@ impl OutputLock {
             }
         }
         write_holder(&mut file, &path, holder)?;
-        Ok(OutputLock { _files: vec![file] })
+        Ok(OutputLock { _files: vec![file], _leases: Vec::new() })
     }
 
     /// One shard of the output: shared with the other shards, exclusive for this one.
-    pub fn acquire_shard(out_dir: &Path, holder: &Holder, tag: &str) -> Result<OutputLock, LockError> {
+    pub fn acquire_shard(out: &Storage, holder: &Holder, tag: &str) -> Result<OutputLock, LockError> {
+        let Some(out_dir) = out.local_root() else {
+            let lease = lease::acquire_shard(out, holder, tag)?;
+            return Ok(OutputLock { _files: Vec::new(), _leases: vec![lease] });
+        };
         let path = out_dir.join(".callqa.lock");
         let whole = open(&path)?;
         match whole.try_lock_shared() {
@@ -135,18 +148,21 @@ impl OutputLock {
             }
         }
         write_holder(&mut shard, &shard_path, holder)?;
-        Ok(OutputLock { _files: vec![whole, shard] })
+        Ok(OutputLock { _files: vec![whole, shard], _leases: Vec::new() })
     }
 }
 
 /// Serialises rewrites of table files that belong to no running shard (files of unsharded
 /// runs, or of another shard count): two shards dropping superseded rows from the same file
 /// would otherwise lose one's update. Blocks until free; held while this value lives.
-pub fn rewrite_lock(out_dir: &Path) -> Result<OutputLock, LockError> {
+pub fn rewrite_lock(out: &Storage) -> Result<OutputLock, LockError> {
+    let Some(out_dir) = out.local_root() else {
+        return lease::acquire_rewrite(out).map(|lease| OutputLock { _files: Vec::new(), _leases: vec![lease] });
+    };
     let path = out_dir.join(".callqa-rewrite.lock");
     let file = open(&path)?;
     file.lock().map_err(|e| LockError::Io { path, reason: e.to_string() })?;
-    Ok(OutputLock { _files: vec![file] })
+    Ok(OutputLock { _files: vec![file], _leases: Vec::new() })
 }
 
 #[cfg(test)]
@@ -158,11 +174,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first =
             Holder { pid: 42, host: "node-7".into(), run_id: "r1".into(), started_at: "2026-11-25T01:00:00Z".into() };
-        let lock = OutputLock::acquire(dir.path(), &first).unwrap();
-        let err = OutputLock::acquire(dir.path(), &Holder { pid: 43, ..first.clone() }).unwrap_err().to_string();
+        let lock = OutputLock::acquire(&Storage::local(dir.path()), &first).unwrap();
+        let err = OutputLock::acquire(&Storage::local(dir.path()), &Holder { pid: 43, ..first.clone() })
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("pid 42 on node-7, run r1"), "{err}");
         drop(lock);
-        OutputLock::acquire(dir.path(), &Holder { pid: 43, ..first.clone() }).unwrap();
+        OutputLock::acquire(&Storage::local(dir.path()), &Holder { pid: 43, ..first.clone() }).unwrap();
     }
 
     #[test]
@@ -174,15 +192,18 @@ mod tests {
             run_id: format!("r{pid}"),
             started_at: "2026-11-25T01:00:00Z".into(),
         };
-        let a = OutputLock::acquire_shard(dir.path(), &who(1), "s0of2").unwrap();
-        let b = OutputLock::acquire_shard(dir.path(), &who(2), "s1of2").unwrap();
-        let twin = OutputLock::acquire_shard(dir.path(), &who(3), "s1of2").unwrap_err().to_string();
+        let a = OutputLock::acquire_shard(&Storage::local(dir.path()), &who(1), "s0of2").unwrap();
+        let b = OutputLock::acquire_shard(&Storage::local(dir.path()), &who(2), "s1of2").unwrap();
+        let twin = OutputLock::acquire_shard(&Storage::local(dir.path()), &who(3), "s1of2").unwrap_err().to_string();
         assert!(twin.contains("pid 2"), "{twin}");
-        let whole = OutputLock::acquire(dir.path(), &who(4)).unwrap_err().to_string();
+        let whole = OutputLock::acquire(&Storage::local(dir.path()), &who(4)).unwrap_err().to_string();
         assert!(whole.contains("pid 1") && whole.contains("pid 2"), "the running shards are named: {whole}");
         drop((a, b));
-        let lock = OutputLock::acquire(dir.path(), &who(4)).unwrap();
-        assert!(OutputLock::acquire_shard(dir.path(), &who(5), "s0of2").is_err(), "a whole run keeps shards out");
+        let lock = OutputLock::acquire(&Storage::local(dir.path()), &who(4)).unwrap();
+        assert!(
+            OutputLock::acquire_shard(&Storage::local(dir.path()), &who(5), "s0of2").is_err(),
+            "a whole run keeps shards out"
+        );
         drop(lock);
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod budget;
 pub mod cpu;
+pub mod lease;
 pub mod ledger;
 pub mod lock;
 pub mod shard;
@@ -40,6 +41,7 @@ use crate::record::{CallFailure, CallSource, ErrorType, ScoredCall, Stage, Stage
 use crate::sinks::commit;
 use crate::sinks::parquet::{Partitions, SinkError};
 use crate::sinks::tables::{RowContext, RunRow, RunTotals};
+use crate::storage::Storage;
 use budget::{MemoryBudget, Reservation};
 use ledger::{FailureTable, Ledger, Skip};
 
@@ -56,13 +58,14 @@ pub enum RunError {
     Output(#[from] SinkError),
     #[error(transparent)]
     Locked(#[from] lock::LockError),
-    #[error("output folder {}: {reason}", path.display())]
-    OutputDir { path: PathBuf, reason: String },
+    #[error("output {path}: {reason}")]
+    OutputDir { path: String, reason: String },
 }
 
 pub struct RunOptions {
-    pub input: PathBuf,
-    pub out_dir: PathBuf,
+    /// A folder or manifest, local or on an object store (`s3://...`).
+    pub input: String,
+    pub out: Storage,
     pub config: Config,
     /// GGML model; `None` = the registry default.
     pub model: Option<PathBuf>,
@@ -169,19 +172,19 @@ struct Prepared {
     _slot: Reservation,
 }
 
-fn check_output_dir(out: &std::path::Path, run_id: &str) -> Result<(), RunError> {
-    let fail = |reason: String| RunError::OutputDir { path: out.to_path_buf(), reason };
-    let probe = out.join(format!(".callqa-write-probe-{run_id}"));
-    std::fs::write(&probe, b"").map_err(|e| fail(format!("not writable: {e}")))?;
-    std::fs::remove_file(&probe).map_err(|e| fail(e.to_string()))
+fn check_output_dir(out: &Storage, run_id: &str) -> Result<(), RunError> {
+    let fail = |reason: String| RunError::OutputDir { path: out.describe(""), reason };
+    let probe = format!(".callqa-write-probe-{run_id}");
+    out.write(&probe, Vec::new()).map_err(|e| fail(format!("not writable: {e}")))?;
+    out.remove(&probe).map_err(|e| fail(e.to_string()))
 }
 
 /// Memory a call may need between reading and transcription, from its file size: the bytes,
 /// the decoded samples (up to 4x for 8-bit) and the 16 kHz copies (up to 8x from 8 kHz
 /// 8-bit); after decoding the reservation shrinks to the 16 kHz audio actually held.
 fn memory_estimate(source: &CallSource) -> usize {
-    let len = std::fs::metadata(&source.path).map_or(0, |m| m.len() as usize);
-    len.saturating_mul(13)
+    let len = source.size_bytes.or_else(|| std::fs::metadata(&source.path).ok().map(|m| m.len())).unwrap_or(0);
+    (len as usize).saturating_mul(13)
 }
 
 /// Run the batch. `on_progress(done, total)` is called from the writing thread.
@@ -191,13 +194,16 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     let shard = options.shard.as_ref();
     let scope = commit::Scope { shard };
     let run_id = new_run_id(started, shard);
-    let out = &options.out_dir;
+    let out = &options.out;
     let config = &options.config;
     config.privacy.output_access.apply();
     if !config.privacy.redact {
         warn!("privacy.redact is off: transcripts are stored verbatim, phone, ID and card numbers included");
     }
-    std::fs::create_dir_all(out).map_err(|e| RunError::OutputDir { path: out.clone(), reason: e.to_string() })?;
+    if let Some(dir) = out.local_root() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RunError::OutputDir { path: out.describe(""), reason: e.to_string() })?;
+    }
     let holder = lock::Holder::this_process(&run_id, started);
     let _lock = match shard {
         Some(s) => lock::OutputLock::acquire_shard(out, &holder, &s.tag())?,
@@ -205,7 +211,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     };
     // Under the lock, so recovery never meets another run's probe (a shard's names its run).
     check_output_dir(out, &run_id)?;
-    let mut discovered = ingest::discover(&options.input)?;
+    let mut discovered = ingest::discover_input(&options.input)?;
     if let Some(s) = shard {
         discovered.retain(|entry| match entry {
             Ok(source) => s.owns(&source.call_id),
@@ -295,11 +301,10 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     };
     info!(calls = total, jobs, max_threads, cores, "processing");
 
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores)
-        .thread_name(|i| format!("callqa-cpu-{i}"))
-        .build()
-        .map_err(|e| RunError::OutputDir { path: out.clone(), reason: format!("cannot start threads: {e}") })?;
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(cores).thread_name(|i| format!("callqa-cpu-{i}")).build().map_err(
+            |e| RunError::OutputDir { path: out.describe(""), reason: format!("cannot start threads: {e}") },
+        )?;
     let budget = MemoryBudget::new(config.run.max_in_flight_mb << 20);
     // Calls decoded ahead of transcription: enough to keep every job fed, few enough that
     // memory does not grow with the length of the batch.

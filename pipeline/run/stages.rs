@@ -45,11 +45,6 @@ pub fn max_file_bytes(config: &Config) -> u64 {
 pub fn read(source: &CallSource, max_bytes: u64) -> Result<(Vec<u8>, String), CallFailure> {
     use crate::record::Stage::Read as Stage;
     let io_failure = |e: std::io::Error| failure(source, None, Stage, ErrorType::of_io(&e), e.to_string());
-    let file = std::fs::File::open(&source.path).map_err(io_failure)?;
-    let metadata = file.metadata().map_err(io_failure)?;
-    if !metadata.is_file() {
-        return Err(failure(source, None, Stage, ErrorType::NotRegularFile, "not a regular file".into()));
-    }
     let too_large = |len: u64| {
         failure(
             source,
@@ -59,6 +54,25 @@ pub fn read(source: &CallSource, max_bytes: u64) -> Result<(Vec<u8>, String), Ca
             format!("{len} bytes is larger than any recording within decode.max_duration_s"),
         )
     };
+    let url = source.path.to_string_lossy();
+    if crate::storage::is_url(&url) {
+        if let Some(len) = source.size_bytes.filter(|&len| len > max_bytes) {
+            return Err(too_large(len));
+        }
+        let (store, key) =
+            crate::storage::object(&url).map_err(|e| failure(source, None, Stage, ErrorType::IoError, e.reason))?;
+        let bytes = store.read(&key).map_err(io_failure)?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(too_large(bytes.len() as u64));
+        }
+        let sha = hex(&Sha256::digest(&bytes));
+        return Ok((bytes.to_vec(), sha));
+    }
+    let file = std::fs::File::open(&source.path).map_err(io_failure)?;
+    let metadata = file.metadata().map_err(io_failure)?;
+    if !metadata.is_file() {
+        return Err(failure(source, None, Stage, ErrorType::NotRegularFile, "not a regular file".into()));
+    }
     if metadata.len() > max_bytes {
         return Err(too_large(metadata.len()));
     }

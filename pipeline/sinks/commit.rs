@@ -21,7 +21,7 @@
 //! running shard owns (written unsharded, or with another shard count) are rewritten under
 //! [`crate::run::lock::rewrite_lock`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +32,7 @@ use super::parquet::{self as pq, Partitions, SinkError};
 use super::tables::{self, FailureRow, RowContext, RunRow};
 use crate::record::ScoredCall;
 use crate::run::shard::Shard;
+use crate::storage::Storage;
 
 /// What a recovery may touch: everything (an unsharded run, under the exclusive lock), or one
 /// shard's calls and the files no other shard of the same count names.
@@ -86,24 +87,26 @@ pub fn commit_id(run_id: &str, seq: u32) -> String {
 /// id and the commit time (every call's `processed_at`). `calls` are sorted by date here, so
 /// each date's rows are built from a slice of them, without copies.
 pub fn commit(
-    out_dir: &Path,
+    out: &Storage,
     commit: &str,
     calls: &mut [ScoredCall],
     ctx: &RowContext,
-) -> Result<Vec<PathBuf>, SinkError> {
+) -> Result<Vec<String>, SinkError> {
     calls.sort_by_key(|c| c.call.source.call_date);
     let mut written = Vec::new();
     for group in calls.chunk_by(|a, b| a.call.source.call_date == b.call.source.call_date) {
         let date = group[0].call.source.call_date;
         let day = pq::date_to_days(date);
         for (table, batch) in tables::build_all(group, ctx)? {
-            let partition = out_dir.join(table).join(format!("call_date={}", date.format("%Y-%m-%d")));
             // Child files only when they hold rows, or the partition would not exist otherwise
             // (a query over a day without events finds an empty table, not a missing folder).
-            if table != "calls" && batch.num_rows() == 0 && partition.exists() {
-                continue;
+            if table != "calls" && batch.num_rows() == 0 {
+                let partition = format!("{table}/call_date={}", date.format("%Y-%m-%d"));
+                if !pq::table_files(out, &partition)?.is_empty() {
+                    continue;
+                }
             }
-            written.extend(pq::write_partitioned(out_dir, table, commit, &batch, &[day])?);
+            written.extend(pq::write_partitioned(out, table, commit, &batch, &[day])?);
         }
     }
     Ok(written)
@@ -124,12 +127,46 @@ pub struct Recovered {
 /// what it did and the call versions left in `partitions` (one per call), so a run need not
 /// read them again.
 pub fn recover(
-    out_dir: &Path,
+    out: &Storage,
     scope: Scope,
     partitions: &Partitions,
 ) -> Result<(Recovered, Vec<pq::CallVersion>), SinkError> {
     let mut recovered = Recovered::default();
-    super::compact::finish_interrupted(out_dir)?;
+    super::compact::finish_interrupted(out)?;
+    // Object stores have no temporaries: a PUT lands whole.
+    if let Some(out_dir) = out.local_root() {
+        recovered.temporaries = remove_temporaries(out_dir, scope)?;
+    }
+    let mut partitions = partitions.clone();
+    let open_runs = open_runs(out, scope)?;
+    for date in open_runs.iter().flat_map(|(_, dates)| dates) {
+        partitions.add(date);
+    }
+    let tables: Vec<&str> = CHILD_TABLES.iter().copied().chain(["calls"]).collect();
+    let mut versions = pq::call_versions(out, &partitions)?;
+    versions.retain(|v| scope.call(&v.call_id));
+    recovered.superseded_calls = pq::drop_superseded(out, &tables, &versions, &partitions)?;
+    let current = pq::latest_versions(&versions).into_values().cloned().collect();
+    // A child file is committed when the calls file of its name is in its partition.
+    let partition_and_name = |key: &str| format!("{}/{}", pq::file_name(pq::folder(key)), pq::file_name(key));
+    let markers: HashSet<String> = pq::table_files(out, "calls")?.iter().map(|k| partition_and_name(k)).collect();
+    for table in CHILD_TABLES {
+        for key in pq::table_files(out, table)? {
+            if scope.file(pq::file_name(&key)) && !markers.contains(&partition_and_name(&key)) {
+                super::test_pause();
+                out.remove(&key).map_err(|e| write_error(out, &key, e))?;
+                recovered.uncommitted_files += 1;
+            }
+        }
+    }
+    for (key, _) in open_runs {
+        out.remove(&key).map_err(|e| write_error(out, &key, e))?;
+    }
+    Ok((recovered, current))
+}
+
+/// Remove what killed writers left in a local output: temporaries and write probes.
+fn remove_temporaries(out_dir: &Path, scope: Scope) -> Result<usize, SinkError> {
     // Only the tables `callqa run` writes (`callqa sample` and `report` may be writing
     // others), its notes, and the write probes a killed run left at the top.
     let run_tables = ["calls", "utterances", "speech", "events", "failures", "runs", OPEN_RUNS];
@@ -137,43 +174,18 @@ pub fn recover(
         .iter()
         .flat_map(|t| walkdir::WalkDir::new(out_dir.join(t)).into_iter().filter_map(Result::ok))
         .chain(walkdir::WalkDir::new(out_dir).min_depth(1).max_depth(1).into_iter().filter_map(Result::ok));
+    let mut removed = 0;
     for entry in entries {
         let name = entry.file_name().to_string_lossy();
         let temporary = (name.starts_with('.') && name.ends_with(".tmp")) || name.starts_with(".callqa-write-probe");
         if entry.file_type().is_file() && temporary && scope.file(&name) {
             super::test_pause();
-            fs::remove_file(entry.path()).map_err(|e| write_error(entry.path(), e))?;
-            recovered.temporaries += 1;
+            fs::remove_file(entry.path())
+                .map_err(|e| SinkError::Write { path: entry.path().to_path_buf(), reason: e.to_string() })?;
+            removed += 1;
         }
     }
-    let mut partitions = partitions.clone();
-    let open_runs = open_runs(out_dir, scope)?;
-    for date in open_runs.iter().flat_map(|(_, dates)| dates) {
-        partitions.add(date);
-    }
-    let tables: Vec<&str> = CHILD_TABLES.iter().copied().chain(["calls"]).collect();
-    let mut versions = pq::call_versions(out_dir, &partitions)?;
-    versions.retain(|v| scope.call(&v.call_id));
-    recovered.superseded_calls = pq::drop_superseded(out_dir, &tables, &versions, &partitions)?;
-    let current = pq::latest_versions(&versions).into_values().cloned().collect();
-    for table in CHILD_TABLES {
-        for path in pq::table_files(out_dir, table) {
-            if !scope.file(&path.file_name().expect("a file").to_string_lossy()) {
-                continue;
-            }
-            let partition = path.parent().and_then(Path::file_name).expect("table files live in partitions");
-            let marker = out_dir.join("calls").join(partition).join(path.file_name().expect("a file"));
-            if !marker.exists() {
-                super::test_pause();
-                fs::remove_file(&path).map_err(|e| write_error(&path, e))?;
-                recovered.uncommitted_files += 1;
-            }
-        }
-    }
-    for (path, _) in open_runs {
-        fs::remove_file(&path).map_err(|e| write_error(&path, e))?;
-    }
-    Ok((recovered, current))
+    Ok(removed)
 }
 
 /// Where runs that may leave superseded rows behind say which partitions they write.
@@ -182,86 +194,76 @@ const OPEN_RUNS: &str = ".callqa-open-runs";
 /// Record, before its first commit, the call dates a run (or rescore) is about to write:
 /// if it dies before its last [`recover`], the next recovery cleans those partitions
 /// without reading the rest of the history. The last recovery removes the note.
-pub fn mark_open(out_dir: &Path, run_id: &str, dates: &BTreeSet<String>) -> Result<(), SinkError> {
-    let path = out_dir.join(OPEN_RUNS).join(format!("{run_id}.dates"));
+pub fn mark_open(out: &Storage, run_id: &str, dates: &BTreeSet<String>) -> Result<(), SinkError> {
+    let key = format!("{OPEN_RUNS}/{run_id}.dates");
     let text = dates.iter().map(|d| format!("{d}\n")).collect::<String>();
-    pq::write_atomic(&path, |mut file| {
-        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| e.to_string())?;
-        Ok(file)
-    })
+    out.write(&key, text.into_bytes()).map_err(|e| write_error(out, &key, e))
 }
 
 /// The notes of [`mark_open`] this scope answers for (its own shard's, or all when
 /// unsharded), with their dates.
-fn open_runs(out_dir: &Path, scope: Scope) -> Result<Vec<(PathBuf, Vec<String>)>, SinkError> {
-    let Ok(entries) = fs::read_dir(out_dir.join(OPEN_RUNS)) else {
-        return Ok(Vec::new());
-    };
+fn open_runs(out: &Storage, scope: Scope) -> Result<Vec<(String, Vec<String>)>, SinkError> {
     let mut found = Vec::new();
-    for path in entries.filter_map(Result::ok).map(|e| e.path()) {
-        let name = path.file_name().expect("a file").to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(".dates") || !scope.answers_for(&name) {
+    for entry in out.list(OPEN_RUNS).unwrap_or_default() {
+        let name = pq::file_name(&entry.key);
+        if name.starts_with('.') || !name.ends_with(".dates") || !scope.answers_for(name) {
             continue;
         }
-        let text =
-            fs::read_to_string(&path).map_err(|e| SinkError::Read { path: path.clone(), reason: e.to_string() })?;
-        found.push((path, text.lines().map(str::to_string).collect()));
+        let text = out.read(&entry.key).map_err(|e| read_error(out, &entry.key, e))?;
+        found.push((entry.key, String::from_utf8_lossy(&text).lines().map(str::to_string).collect()));
     }
     Ok(found)
 }
 
-fn write_error(path: &Path, e: std::io::Error) -> SinkError {
-    SinkError::Write { path: path.to_path_buf(), reason: e.to_string() }
+fn write_error(out: &Storage, key: &str, e: std::io::Error) -> SinkError {
+    SinkError::Write { path: out.describe(key).into(), reason: e.to_string() }
+}
+
+fn read_error(out: &Storage, key: &str, e: std::io::Error) -> SinkError {
+    SinkError::Read { path: out.describe(key).into(), reason: e.to_string() }
 }
 
 /// The failures file of an unsharded run, or of one shard (each shard keeps its own, so
 /// shards never write the same file; the table is their union).
-fn failures_file(out_dir: &Path, shard: Option<&Shard>) -> PathBuf {
-    let name = shard.map_or("failures.parquet".to_string(), |s| format!("failures-{}.parquet", s.tag()));
-    out_dir.join("failures").join(name)
+fn failures_file(shard: Option<&Shard>) -> String {
+    shard.map_or("failures/failures.parquet".to_string(), |s| format!("failures/failures-{}.parquet", s.tag()))
 }
 
 /// The failures of the calls in `scope`, by call_id, gathered into its own failures file: rows
 /// of its calls in the files of unsharded runs or of another shard count move into it (its
 /// own file written first, so a crash leaves a duplicate, never a loss). An unsharded run
 /// gathers every shard's. Call under the lock that allows the rewrites (see the module docs).
-pub fn adopt_failures(out_dir: &Path, scope: Scope) -> Result<BTreeMap<String, FailureRow>, SinkError> {
-    let own = failures_file(out_dir, scope.shard);
-    let mut rows = read_failures_file(&own)?;
-    let mut others: Vec<PathBuf> = fs::read_dir(out_dir.join("failures"))
-        .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
-        .unwrap_or_default();
-    others.retain(|p| {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        *p != own && name.starts_with("failures") && name.ends_with(".parquet") && scope.file(&name)
-    });
-    others.sort();
-    for path in others {
+pub fn adopt_failures(out: &Storage, scope: Scope) -> Result<BTreeMap<String, FailureRow>, SinkError> {
+    let own = failures_file(scope.shard);
+    let mut rows = read_failures_file(out, &own)?;
+    let mut others: Vec<String> = pq::table_files(out, "failures")?;
+    others.retain(|key| *key != own && pq::file_name(key).starts_with("failures") && scope.file(pq::file_name(key)));
+    for key in others {
         let (mine, theirs): (BTreeMap<String, FailureRow>, BTreeMap<String, FailureRow>) =
-            read_failures_file(&path)?.into_iter().partition(|(id, _)| scope.call(id));
+            read_failures_file(out, &key)?.into_iter().partition(|(id, _)| scope.call(id));
         let moved = !mine.is_empty();
         if moved {
             for (id, row) in mine {
                 rows.entry(id).or_insert(row);
             }
-            write_failures_file(&own, &rows)?;
+            write_failures_file(out, &own, &rows)?;
         }
         if theirs.is_empty() {
-            fs::remove_file(&path).map_err(|e| write_error(&path, e))?;
+            out.remove(&key).map_err(|e| write_error(out, &key, e))?;
         } else if moved {
-            write_failures_file(&path, &theirs)?;
+            write_failures_file(out, &key, &theirs)?;
         }
     }
     Ok(rows)
 }
 
-fn read_failures_file(path: &Path) -> Result<BTreeMap<String, FailureRow>, SinkError> {
-    let path = path.to_path_buf();
+fn read_failures_file(out: &Storage, key: &str) -> Result<BTreeMap<String, FailureRow>, SinkError> {
+    let path = PathBuf::from(out.describe(key));
     let mut rows = BTreeMap::new();
-    if !path.exists() {
+    if !out.exists(key).map_err(|e| read_error(out, key, e))? {
         return Ok(rows);
     }
-    for batch in pq::read_file(&path)? {
+    for batch in pq::read_table_file(out, key, None)? {
         let text = |name: &str| pq::column::<StringArray>(&batch, name, &path);
         let (ids, paths, hashes, stages, types, reasons, runs) = (
             text("call_id")?,
@@ -294,25 +296,25 @@ fn read_failures_file(path: &Path) -> Result<BTreeMap<String, FailureRow>, SinkE
 
 /// Replace the `failures` table (one small file, rewritten atomically).
 pub fn write_failures(
-    out_dir: &Path,
+    out: &Storage,
     shard: Option<&Shard>,
     rows: &BTreeMap<String, FailureRow>,
-) -> Result<PathBuf, SinkError> {
-    let path = failures_file(out_dir, shard);
-    write_failures_file(&path, rows)?;
-    Ok(path)
+) -> Result<String, SinkError> {
+    let key = failures_file(shard);
+    write_failures_file(out, &key, rows)?;
+    Ok(key)
 }
 
-fn write_failures_file(path: &Path, rows: &BTreeMap<String, FailureRow>) -> Result<(), SinkError> {
+fn write_failures_file(out: &Storage, key: &str, rows: &BTreeMap<String, FailureRow>) -> Result<(), SinkError> {
     let rows: Vec<FailureRow> = rows.values().cloned().collect();
-    pq::write_file(path, &tables::failures(&rows)?)
+    pq::write_table_file(out, key, &tables::failures(&rows)?)
 }
 
 /// Write (or replace) this run's row of the `runs` table.
-pub fn write_run(out_dir: &Path, row: &RunRow) -> Result<PathBuf, SinkError> {
-    let path = out_dir.join("runs").join(format!("part-{}.parquet", row.run_id));
-    pq::write_file(&path, &tables::runs(row)?)?;
-    Ok(path)
+pub fn write_run(out: &Storage, row: &RunRow) -> Result<String, SinkError> {
+    let key = format!("runs/part-{}.parquet", row.run_id);
+    pq::write_table_file(out, &key, &tables::runs(row)?)?;
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -353,12 +355,12 @@ mod tests {
             pq::write_file(&out.join(table).join(partition).join(format!("part-{commit}.parquet")), &batch).unwrap();
         }
         fs::write(out.join("events").join(partition).join(".part-r1_00002.parquet.tmp"), b"half").unwrap();
-        let (recovered, _) = recover(out, Scope::default(), &Partitions::All).unwrap();
+        let (recovered, _) = recover(&Storage::local(out), Scope::default(), &Partitions::All).unwrap();
         assert_eq!(recovered, Recovered { temporaries: 1, superseded_calls: 0, uncommitted_files: 1 });
         assert!(out.join("utterances").join(partition).join("part-r1_00001.parquet").exists());
         assert!(!out.join("utterances").join(partition).join("part-r1_00002.parquet").exists());
         assert_eq!(
-            recover(out, Scope::default(), &Partitions::All).unwrap().0,
+            recover(&Storage::local(out), Scope::default(), &Partitions::All).unwrap().0,
             Recovered::default(),
             "a second recovery finds nothing to do"
         );
@@ -384,7 +386,7 @@ mod tests {
             failed_at: DateTime::<Utc>::from_timestamp_micros(1_700_000_000_000_000).unwrap(),
         };
         let rows = BTreeMap::from([("c1".to_string(), row)]);
-        write_failures(dir.path(), None, &rows).unwrap();
-        assert_eq!(adopt_failures(dir.path(), Scope::default()).unwrap(), rows);
+        write_failures(&Storage::local(dir.path()), None, &rows).unwrap();
+        assert_eq!(adopt_failures(&Storage::local(dir.path()), Scope::default()).unwrap(), rows);
     }
 }

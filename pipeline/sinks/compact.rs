@@ -39,6 +39,7 @@ use tracing::{info, warn};
 
 use super::parquet::{self as pq, Partitions, SinkError};
 use crate::run::lock::{self, LockError};
+use crate::storage::Storage;
 
 /// The call tables, `calls` first: listed in this order, a commit's child files are never
 /// missed while its `calls` file is seen.
@@ -90,7 +91,7 @@ struct TablePlan {
 
 /// Compact the partitions of `out` that `options` picks. Idempotent: a partition already
 /// compacted (one merged file per table) is left alone.
-pub fn compact(out: &Path, options: &CompactOptions) -> Result<Compacted, CompactError> {
+pub fn compact(out: &Storage, options: &CompactOptions) -> Result<Compacted, CompactError> {
     for table in &options.tables {
         if !CALL_TABLES.contains(&table.as_str()) {
             return Err(CompactError::UnknownTable(table.clone()));
@@ -111,7 +112,7 @@ pub fn compact(out: &Path, options: &CompactOptions) -> Result<Compacted, Compac
     };
     let mut dates: BTreeSet<String> = BTreeSet::new();
     for table in CALL_TABLES {
-        dates.extend(pq::table_files(out, table).iter().filter_map(|p| pq::partition_date(p).map(str::to_string)));
+        dates.extend(pq::table_files(out, table)?.iter().filter_map(|k| pq::partition_date(k).map(str::to_string)));
     }
     let before = options.before.format("%Y-%m-%d").to_string();
     let mut summary = Compacted::default();
@@ -119,14 +120,17 @@ pub fn compact(out: &Path, options: &CompactOptions) -> Result<Compacted, Compac
         let _rewriting = lock::rewrite_lock(out)?;
         // Only committed files: a child file whose calls file was not there when calls was
         // listed stays where it is, for its commit (or a recovery) to settle.
-        let mut files = partition_files(out, date);
-        let committed: HashSet<String> = files["calls"].iter().map(|p| pq::commit_of_file(p).to_string()).collect();
-        for paths in files.values_mut() {
-            paths.retain(|p| committed.contains(pq::commit_of_file(p)));
+        let mut files = BTreeMap::new();
+        for table in CALL_TABLES {
+            files.insert(table, pq::table_files(out, &format!("{table}/call_date={date}"))?);
+        }
+        let committed: HashSet<String> = files["calls"].iter().map(|k| pq::commit_of_file(k).to_string()).collect();
+        for keys in files.values_mut() {
+            keys.retain(|k| committed.contains(pq::commit_of_file(k)));
         }
         let fragmented = picked
             .iter()
-            .any(|t| files[*t].len() > 1 || files[*t].iter().any(|p| !pq::commit_of_file(p).starts_with("compact-")));
+            .any(|t| files[*t].len() > 1 || files[*t].iter().any(|k| !pq::commit_of_file(k).starts_with("compact-")));
         if committed.is_empty() || !fragmented {
             continue;
         }
@@ -136,73 +140,64 @@ pub fn compact(out: &Path, options: &CompactOptions) -> Result<Compacted, Compac
     if summary.without_exchange > 0 {
         warn!(
             partitions = summary.without_exchange,
-            "this file system cannot swap folders: partitions were swapped file by file, and a query at that moment may have counted calls twice"
+            "partitions were swapped file by file (an object store, or a file system that cannot swap folders): a query at that moment may have counted calls twice"
         );
     }
     info!(?summary, "compacted");
     Ok(summary)
 }
 
-/// The files of every call table in one partition, `calls` listed first.
-fn partition_files(out: &Path, date: &str) -> BTreeMap<&'static str, Vec<PathBuf>> {
-    let one = Partitions::Dates(BTreeSet::from([date.to_string()]));
-    CALL_TABLES.iter().map(|t| (*t, pq::table_files(out, t).into_iter().filter(|p| one.holds(p)).collect())).collect()
-}
-
 fn compact_partition(
-    out: &Path,
+    out: &Storage,
     id: &str,
     date: &str,
-    files: &BTreeMap<&str, Vec<PathBuf>>,
+    files: &BTreeMap<&str, Vec<String>>,
     merged: &str,
     summary: &mut Compacted,
 ) -> Result<(), SinkError> {
-    let committed: HashSet<&str> = files["calls"].iter().map(|p| pq::commit_of_file(p)).collect();
-    let versions: Vec<pq::CallVersion> = pq::call_versions(out, &Partitions::Dates(BTreeSet::from([date.into()])))?
-        .into_iter()
-        .filter(|v| committed.contains(v.commit.as_str()))
-        .collect();
+    let committed: HashSet<&str> = files["calls"].iter().map(|k| pq::commit_of_file(k)).collect();
+    let one_date = Partitions::Dates(BTreeSet::from([date.into()]));
+    let versions: Vec<pq::CallVersion> =
+        pq::call_versions(out, &one_date)?.into_iter().filter(|v| committed.contains(v.commit.as_str())).collect();
     let stale = pq::stale_by_commit(&versions);
     let partition = format!("call_date={date}");
     let mut plans = Vec::new();
     for table in CALL_TABLES {
         let inputs = &files[table];
         let mut batches = Vec::new();
-        for path in inputs {
-            let commit = pq::commit_of_file(path);
-            for batch in pq::read_file(path)? {
-                batches.push(pq::without_stale(&batch, commit, &stale, path)?.unwrap_or(batch));
+        for key in inputs {
+            let path = PathBuf::from(out.describe(key));
+            for batch in pq::read_table_file(out, key, None)? {
+                batches.push(pq::without_stale(&batch, pq::commit_of_file(key), &stale, &path)?.unwrap_or(batch));
             }
         }
-        let staging = Path::new(STAGING).join(id).join(table).join(&partition);
+        let staging = format!("{STAGING}/{id}/{table}/{partition}");
         let Some(schema) = batches.first().map(RecordBatch::schema) else {
             continue; // No file of this table to take a schema from: nothing to merge.
         };
         let whole = concat_batches(&schema, &batches)
             .and_then(|b| sorted(&b))
             .map_err(|e| SinkError::Build { table: table.into(), reason: e.to_string() })?;
-        pq::write_file(&out.join(&staging).join(merged), &whole)?;
+        pq::write_table_file(out, &format!("{staging}/{merged}"), &whole)?;
         summary.rows += whole.num_rows();
         summary.files_before += inputs.len();
         summary.files_after += 1;
         plans.push(TablePlan {
             table: table.into(),
-            live: Path::new(table).join(&partition).to_string_lossy().into_owned(),
-            staging: staging.to_string_lossy().into_owned(),
+            live: format!("{table}/{partition}"),
+            staging,
             merged: merged.into(),
-            inputs: inputs.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect(),
+            inputs: inputs.iter().map(|k| pq::file_name(k).to_string()).collect(),
         });
     }
     summary.superseded_calls += stale.values().map(HashSet::len).sum::<usize>();
-    let plan_path = out.join(STAGING).join(id).join(format!("plan-{partition}.json"));
-    pq::write_atomic(&plan_path, |mut file| {
-        serde_json::to_writer(&mut file, &plans).map_err(|e| e.to_string())?;
-        Ok(file)
-    })?;
+    let plan_key = format!("{STAGING}/{id}/plan-{partition}.json");
+    let plan = serde_json::to_vec(&plans).expect("serialisable");
+    out.write(&plan_key, plan).map_err(|e| write_error(out, &plan_key, e))?;
     summary.without_exchange += usize::from(carry_out(out, &plans)?);
-    fs::remove_file(&plan_path).map_err(|e| write_error(&plan_path, e))?;
+    out.remove(&plan_key).map_err(|e| write_error(out, &plan_key, e))?;
     summary.partitions += 1;
-    let _ = fs::remove_dir_all(out.join(STAGING).join(id));
+    clear_staging(out, id)?;
     Ok(())
 }
 
@@ -219,53 +214,69 @@ fn sorted(batch: &RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> 
 
 /// Swap each table's merged file in, then clear the old files away. Run again on the same
 /// plan (after a kill) it finishes the job: a staging folder that still holds its merged file
-/// has not been swapped yet. Returns whether a file system refused the folder swap.
-fn carry_out(out: &Path, plans: &[TablePlan]) -> Result<bool, SinkError> {
+/// has not been swapped yet. Returns whether a partition was swapped file by file.
+fn carry_out(out: &Storage, plans: &[TablePlan]) -> Result<bool, SinkError> {
     let mut file_by_file = false;
     for plan in plans {
-        let (live, staging) = (out.join(&plan.live), out.join(&plan.staging));
-        if staging.join(&plan.merged).exists() {
+        let merged = format!("{}/{}", plan.staging, plan.merged);
+        if out.exists(&merged).map_err(|e| write_error(out, &merged, e))? {
             super::test_pause();
-            if live.exists() {
-                match exchange(&staging, &live) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) || e.raw_os_error() == Some(libc::ENOSYS) => {
-                        file_by_file = true;
-                        let target = live.join(&plan.merged);
-                        fs::rename(staging.join(&plan.merged), &target).map_err(|e| write_error(&target, e))?;
-                    }
-                    Err(e) => return Err(write_error(&live, e)),
-                }
-            } else {
-                fs::create_dir_all(live.parent().expect("a table folder")).map_err(|e| write_error(&live, e))?;
-                fs::rename(&staging, &live).map_err(|e| write_error(&live, e))?;
+            if !swap_folders(out, plan)? {
+                file_by_file = true;
+                move_file(out, &merged, &format!("{}/{}", plan.live, plan.merged))?;
             }
         }
         // The old files go wherever they are now; anything else in the old folder (a commit
         // that landed during the compaction) moves into the live one.
-        let inputs: HashSet<&str> = plan.inputs.iter().map(String::as_str).collect();
         for name in &plan.inputs {
-            let old = live.join(name);
-            if old.exists() {
-                super::test_pause();
-                fs::remove_file(&old).map_err(|e| write_error(&old, e))?;
+            let old = format!("{}/{name}", plan.live);
+            super::test_pause();
+            out.remove(&old).map_err(|e| write_error(out, &old, e))?;
+        }
+        let inputs: HashSet<&str> = plan.inputs.iter().map(String::as_str).collect();
+        for entry in out.list(&plan.staging).unwrap_or_default() {
+            let name = pq::file_name(&entry.key);
+            super::test_pause();
+            if inputs.contains(name) || name == plan.merged {
+                out.remove(&entry.key).map_err(|e| write_error(out, &entry.key, e))?;
+            } else {
+                move_file(out, &entry.key, &format!("{}/{name}", plan.live))?;
             }
         }
-        if let Ok(entries) = fs::read_dir(&staging) {
-            for path in entries.filter_map(Result::ok).map(|e| e.path()) {
-                let name = path.file_name().expect("a file").to_string_lossy().into_owned();
-                super::test_pause();
-                let result = match inputs.contains(name.as_str()) || name == plan.merged {
-                    true => fs::remove_file(&path),
-                    false => fs::rename(&path, live.join(&name)),
-                };
-                result.map_err(|e| write_error(&path, e))?;
-            }
-            fs::remove_dir(&staging).map_err(|e| write_error(&staging, e))?;
+        if let Some(root) = out.local_root() {
+            let _ = fs::remove_dir(root.join(&plan.staging));
+            let live = root.join(&plan.live);
+            fs::File::open(&live).and_then(|d| d.sync_all()).map_err(|e| write_error(out, &plan.live, e))?;
         }
-        fs::File::open(&live).and_then(|d| d.sync_all()).map_err(|e| write_error(&live, e))?;
     }
     Ok(file_by_file)
+}
+
+/// Swap the staging and live folders of a plan in one step; `false` where that cannot be
+/// done (an object store, or a file system without `RENAME_EXCHANGE`).
+fn swap_folders(out: &Storage, plan: &TablePlan) -> Result<bool, SinkError> {
+    let Some(root) = out.local_root() else { return Ok(false) };
+    let (staging, live) = (root.join(&plan.staging), root.join(&plan.live));
+    if !live.exists() {
+        fs::create_dir_all(live.parent().expect("a table folder")).map_err(|e| write_error(out, &plan.live, e))?;
+        fs::rename(&staging, &live).map_err(|e| write_error(out, &plan.live, e))?;
+        return Ok(true);
+    }
+    match exchange(&staging, &live) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => Ok(false),
+        Err(e) => Err(write_error(out, &plan.live, e)),
+    }
+}
+
+/// Move one file: a rename on a disk, a copy and a delete on an object store.
+fn move_file(out: &Storage, from: &str, to: &str) -> Result<(), SinkError> {
+    if let Some(root) = out.local_root() {
+        return fs::rename(root.join(from), root.join(to)).map_err(|e| write_error(out, to, e));
+    }
+    let bytes = out.read(from).map_err(|e| write_error(out, from, e))?;
+    out.write(to, bytes.to_vec()).map_err(|e| write_error(out, to, e))?;
+    out.remove(from).map_err(|e| write_error(out, from, e))
 }
 
 /// Swap two folders in one step.
@@ -285,32 +296,40 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
 
 /// Finish the compactions a kill interrupted, and remove what unplanned ones staged. Call under
 /// the rewrite lock (or the exclusive output lock), before anything reads or rewrites tables.
-pub fn finish_interrupted(out: &Path) -> Result<(), SinkError> {
-    let Ok(entries) = fs::read_dir(out.join(STAGING)) else {
-        return Ok(());
-    };
-    for dir in entries.filter_map(Result::ok).map(|e| e.path()) {
-        let mut plans: Vec<(PathBuf, Vec<TablePlan>)> = Vec::new();
-        for path in fs::read_dir(&dir).into_iter().flatten().filter_map(Result::ok).map(|e| e.path()) {
-            let name = path.file_name().expect("a file").to_string_lossy().into_owned();
-            if name.starts_with("plan-") && name.ends_with(".json") {
-                let read = |reason: String| SinkError::Read { path: path.clone(), reason };
-                let text = fs::read_to_string(&path).map_err(|e| read(e.to_string()))?;
-                plans.push((path.clone(), serde_json::from_str(&text).map_err(|e| read(e.to_string()))?));
-            }
-        }
-        for (path, plan) in plans {
-            info!(plan = %path.display(), "finishing an interrupted compaction");
+pub fn finish_interrupted(out: &Storage) -> Result<(), SinkError> {
+    let entries = out.list(STAGING).unwrap_or_default();
+    let ids: BTreeSet<&str> = entries.iter().filter_map(|e| e.key.split('/').nth(1)).collect();
+    for id in ids {
+        for entry in entries.iter().filter(|e| e.key.starts_with(&format!("{STAGING}/{id}/plan-"))) {
+            let read = |reason: String| SinkError::Read { path: out.describe(&entry.key).into(), reason };
+            let bytes = out.read(&entry.key).map_err(|e| read(e.to_string()))?;
+            let plan: Vec<TablePlan> = serde_json::from_slice(&bytes).map_err(|e| read(e.to_string()))?;
+            info!(plan = %out.describe(&entry.key), "finishing an interrupted compaction");
             carry_out(out, &plan)?;
-            fs::remove_file(&path).map_err(|e| write_error(&path, e))?;
+            out.remove(&entry.key).map_err(|e| write_error(out, &entry.key, e))?;
         }
-        fs::remove_dir_all(&dir).map_err(|e| write_error(&dir, e))?;
+        clear_staging(out, id)?;
     }
     Ok(())
 }
 
-fn write_error(path: &Path, e: std::io::Error) -> SinkError {
-    SinkError::Write { path: path.to_path_buf(), reason: e.to_string() }
+/// Remove what compaction `id` staged.
+fn clear_staging(out: &Storage, id: &str) -> Result<(), SinkError> {
+    let folder = format!("{STAGING}/{id}");
+    if let Some(root) = out.local_root() {
+        return match fs::remove_dir_all(root.join(&folder)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(write_error(out, &folder, e)),
+            _ => Ok(()),
+        };
+    }
+    for entry in out.list(&folder).unwrap_or_default() {
+        out.remove(&entry.key).map_err(|e| write_error(out, &entry.key, e))?;
+    }
+    Ok(())
+}
+
+fn write_error(out: &Storage, key: &str, e: std::io::Error) -> SinkError {
+    SinkError::Write { path: out.describe(key).into(), reason: e.to_string() }
 }
 
 #[cfg(test)]
@@ -391,7 +410,7 @@ mod tests {
         commit(out, "r2_00001", "r2", &[("a", 200)]);
         write_utterances(out, "part-r2_00002.parquet", "r2", &["d"]);
         let options = CompactOptions { tables: Vec::new(), before: NaiveDate::from_ymd_opt(2026, 11, 21).unwrap() };
-        let done = compact(out, &options).unwrap();
+        let done = compact(&Storage::local(out), &options).unwrap();
         assert_eq!((done.partitions, done.files_before, done.files_after), (1, 6, 2));
         assert_eq!(done.superseded_calls, 1);
         assert_eq!(rows(out, "calls"), ["a 0 ", "b 0 ", "c 0 "]);
@@ -400,14 +419,14 @@ mod tests {
             ["a 1 r2:a", "a 9 r2:a", "b 1 r1:b", "b 9 r1:b", "c 1 r1:c", "c 9 r1:c", "d 9 r2:d", "d 1 r2:d"],
             "sorted in the merged file; the uncommitted file (d) is left as it was, for recovery"
         );
-        let utterance_files = pq::table_files(out, "utterances");
+        let utterance_files = pq::table_files(&Storage::local(out), "utterances").unwrap();
         assert_eq!(utterance_files.len(), 2);
         assert!(utterance_files.iter().any(|p| p.ends_with("part-r2_00002.parquet")));
-        assert_eq!(compact(out, &options).unwrap().partitions, 0, "idempotent");
+        assert_eq!(compact(&Storage::local(out), &options).unwrap().partitions, 0, "idempotent");
         // A call processed again after compaction: its rows in the merged files are superseded.
         commit(out, "r3_00001", "r3", &[("b", 300)]);
         let (recovered, _) = super::super::commit::recover(
-            out,
+            &Storage::local(out),
             super::super::commit::Scope::default(),
             &Partitions::Dates(BTreeSet::from(["2026-11-20".to_string()])),
         )
@@ -419,7 +438,7 @@ mod tests {
             "b's old rows left the merged file; the uncommitted d went"
         );
         let unknown = CompactOptions { tables: vec!["samples".into()], ..options };
-        assert!(compact(out, &unknown).unwrap_err().to_string().contains("unknown table samples"));
+        assert!(compact(&Storage::local(out), &unknown).unwrap_err().to_string().contains("unknown table samples"));
     }
 
     #[test]
@@ -447,7 +466,7 @@ mod tests {
         let unplanned = out.join(STAGING).join("compact-y").join("calls").join(PARTITION);
         fs::create_dir_all(&unplanned).unwrap();
         fs::write(unplanned.join("part-compact-y_00000.parquet"), b"half").unwrap();
-        finish_interrupted(out).unwrap();
+        finish_interrupted(&Storage::local(out)).unwrap();
         let mut names: Vec<String> =
             fs::read_dir(&live).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         names.sort();

@@ -14,6 +14,8 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
+
+use crate::storage::{self, Storage};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
@@ -44,53 +46,33 @@ fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Write one file atomically: into a temporary name in the same folder, synced, renamed
-/// over `path`, folder synced. A reader sees the old file or the new one, never half.
+/// Write one local file atomically: into a temporary name (see
+/// [`storage::temporary_path`]), synced, renamed over `path`, folders synced. A reader sees
+/// the old file or the new one, never half.
 pub fn write_atomic(path: &Path, write: impl FnOnce(fs::File) -> Result<fs::File, String>) -> Result<(), SinkError> {
-    let fail = |reason: String| SinkError::Write { path: path.to_path_buf(), reason };
-    let dir = path.parent().expect("output files live in a folder");
-    fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    let tmp = temporary_path(path);
-    let result = (|| -> Result<(), String> {
-        let file = write(fs::File::create(&tmp).map_err(|e| e.to_string())?)?;
-        file.sync_all().map_err(|e| e.to_string())?;
-        super::test_pause();
-        fs::rename(&tmp, path).map_err(|e| e.to_string())?;
-        // The rename itself survives a power cut only once the folders are synced.
-        for folder in [dir, tmp.parent().expect("a folder")] {
-            fs::File::open(folder).and_then(|d| d.sync_all()).map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(fail)
+    storage::write_local_with(path, |file| write(file.try_clone()?).map(|_| ()).map_err(std::io::Error::other))
+        .map_err(|e| SinkError::Write { path: path.to_path_buf(), reason: e.to_string() })
 }
 
-/// Where a file is written before its rename: beside it, dot-prefixed (which Hive-style
-/// readers ignore). A partition file's goes in its table's folder instead, so a partition
-/// folder only ever holds finished files and `callqa compact` can swap the whole folder
-/// while a commit is writing into it (the rename lands in whichever folder is in place).
-fn temporary_path(path: &Path) -> PathBuf {
-    let dir = path.parent().expect("output files live in a folder");
-    let name = path.file_name().expect("a file").to_string_lossy();
-    match (dir.file_name().and_then(|n| n.to_str()), dir.parent()) {
-        (Some(partition), Some(table)) if partition.starts_with("call_date=") => {
-            table.join(format!(".{partition}.{name}.tmp"))
-        }
-        _ => dir.join(format!(".{name}.tmp")),
-    }
+/// A batch as the bytes of one Parquet file.
+fn encode(batch: &RecordBatch) -> Result<Vec<u8>, String> {
+    let mut writer =
+        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(writer_properties())).map_err(|e| e.to_string())?;
+    writer.write(batch).map_err(|e| e.to_string())?;
+    writer.into_inner().map_err(|e| e.to_string())
 }
 
-/// Write one Parquet file atomically.
+/// Write one local Parquet file atomically.
 pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
-    write_atomic(path, |file| {
-        let mut writer =
-            ArrowWriter::try_new(file, batch.schema(), Some(writer_properties())).map_err(|e| e.to_string())?;
-        writer.write(batch).map_err(|e| e.to_string())?;
-        writer.into_inner().map_err(|e| e.to_string())
-    })
+    let fail = |reason: String| SinkError::Write { path: path.to_path_buf(), reason };
+    let bytes = encode(batch).map_err(fail)?;
+    storage::write_local_with(path, |file| std::io::Write::write_all(file, &bytes)).map_err(|e| fail(e.to_string()))
+}
+
+/// Write one Parquet file to `key` of `out`, whole or not at all.
+pub fn write_table_file(out: &Storage, key: &str, batch: &RecordBatch) -> Result<(), SinkError> {
+    let fail = |reason: String| SinkError::Write { path: out.describe(key).into(), reason };
+    out.write(key, encode(batch).map_err(fail)?).map_err(|e| fail(e.to_string()))
 }
 
 /// Split a batch by its `call_date` column and write one file per date, plus an empty file
@@ -98,12 +80,12 @@ pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<(), SinkError> {
 /// and a query over a day without events finds an empty table, not a missing folder).
 /// Returns the paths.
 pub fn write_partitioned(
-    out_dir: &Path,
+    out: &Storage,
     table: &str,
     run_id: &str,
     batch: &RecordBatch,
     all_days: &[i32],
-) -> Result<Vec<PathBuf>, SinkError> {
+) -> Result<Vec<String>, SinkError> {
     let build = |reason: String| SinkError::Build { table: table.into(), reason };
     let dates = batch
         .column_by_name("call_date")
@@ -120,14 +102,17 @@ pub fn write_partitioned(
     for (day, mask) in by_day {
         let part =
             without_column(filter_record_batch(batch, &mask.into()).map_err(|e| build(e.to_string()))?, "call_date");
-        let path = out_dir
-            .join(table)
-            .join(format!("call_date={}", days_to_date(day).format("%Y-%m-%d")))
-            .join(format!("part-{run_id}.parquet"));
-        write_file(&path, &part)?;
-        written.push(path);
+        let key =
+            partition_key(table, &days_to_date(day).format("%Y-%m-%d").to_string(), &format!("part-{run_id}.parquet"));
+        write_table_file(out, &key, &part)?;
+        written.push(key);
     }
     Ok(written)
+}
+
+/// `<table>/call_date=<date>/<file>`.
+pub fn partition_key(table: &str, date: &str, file: &str) -> String {
+    format!("{table}/call_date={date}/{file}")
 }
 
 /// The batch without a column (a partition key, which lives in the folder name).
@@ -143,30 +128,59 @@ pub fn batch(table: &str, schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<R
     RecordBatch::try_new(schema, columns).map_err(|e| SinkError::Build { table: table.into(), reason: e.to_string() })
 }
 
-/// The table's files under `<out>/<table>` (dot-prefixed temporaries excluded), sorted.
-pub(crate) fn table_files(out_dir: &Path, table: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(out_dir.join(table))
+/// The table's files under `<out>/<table>` (dot-prefixed temporaries excluded), as keys, sorted.
+pub fn table_files(out: &Storage, table: &str) -> Result<Vec<String>, SinkError> {
+    let entries = out.list(table).or_else(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        _ => Err(SinkError::Read { path: out.describe(table).into(), reason: e.to_string() }),
+    })?;
+    Ok(entries
         .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy();
-            e.file_type().is_file() && !name.starts_with('.') && name.ends_with(".parquet")
+        .map(|e| e.key)
+        .filter(|key| {
+            let name = file_name(key);
+            !name.starts_with('.') && name.ends_with(".parquet")
         })
-        .map(|e| e.into_path())
-        .collect();
-    files.sort();
-    files
+        .collect())
 }
 
+/// The last part of a key.
+pub fn file_name(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+/// The folder part of a key (its partition, for a table file).
+pub fn folder(key: &str) -> &str {
+    key.rsplit_once('/').map_or("", |(folder, _)| folder)
+}
+
+fn decode(bytes: bytes::Bytes, names: Option<&[&str]>, path: &str) -> Result<Vec<RecordBatch>, SinkError> {
+    let fail = |reason: String| SinkError::Read { path: path.into(), reason };
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    let builder = match names {
+        None => builder,
+        Some(names) => {
+            // Only what the caller needs is decoded: a calls file has over sixty columns.
+            let schema = builder.parquet_schema();
+            let indices = (0..schema.num_columns()).filter(|&i| names.contains(&schema.column(i).name()));
+            let mask = parquet::arrow::ProjectionMask::roots(schema, indices.collect::<Vec<_>>());
+            builder.with_projection(mask)
+        }
+    };
+    builder.build().map_err(|e| fail(e.to_string()))?.map(|batch| batch.map_err(|e| fail(e.to_string()))).collect()
+}
+
+/// Every batch of one local file.
 pub(crate) fn read_file(path: &Path) -> Result<Vec<RecordBatch>, SinkError> {
-    let fail = |reason: String| SinkError::Read { path: path.to_path_buf(), reason };
-    let file = fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| fail(e.to_string()))?
-        .build()
-        .map_err(|e| fail(e.to_string()))?
-        .map(|batch| batch.map_err(|e| fail(e.to_string())))
-        .collect()
+    let bytes = fs::read(path).map_err(|e| SinkError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    decode(bytes.into(), None, &path.display().to_string())
+}
+
+/// Every batch of `key`, or only the columns `names` lists.
+pub(crate) fn read_table_file(out: &Storage, key: &str, names: Option<&[&str]>) -> Result<Vec<RecordBatch>, SinkError> {
+    let bytes = out.read(key).map_err(|e| SinkError::Read { path: out.describe(key).into(), reason: e.to_string() })?;
+    decode(bytes, names, &out.describe(key))
 }
 
 /// Every batch of `<out>/<table>` whose partition folder (`key=value`) passes `keep`.
@@ -175,13 +189,13 @@ pub fn read_partitions(
     table: &str,
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<(String, RecordBatch)>, SinkError> {
+    let out = Storage::local(out_dir);
     let mut found = Vec::new();
-    for path in table_files(out_dir, table) {
-        let partition =
-            path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let value = partition.split_once('=').map_or(partition.as_str(), |(_, v)| v).to_string();
+    for key in table_files(&out, table)? {
+        let partition = file_name(folder(&key));
+        let value = partition.split_once('=').map_or(partition, |(_, v)| v).to_string();
         if keep(&value) {
-            found.extend(read_file(&path)?.into_iter().map(|batch| (value.clone(), batch)));
+            found.extend(read_table_file(&out, &key, None)?.into_iter().map(|batch| (value.clone(), batch)));
         }
     }
     Ok(found)
@@ -223,10 +237,10 @@ pub enum Partitions {
 
 impl Partitions {
     /// Whether a table file lies in one of these partitions.
-    pub fn holds(&self, path: &Path) -> bool {
+    pub fn holds(&self, key: &str) -> bool {
         match self {
             Partitions::All => true,
-            Partitions::Dates(dates) => partition_date(path).is_some_and(|d| dates.contains(d)),
+            Partitions::Dates(dates) => partition_date(key).is_some_and(|d| dates.contains(d)),
         }
     }
 
@@ -238,36 +252,19 @@ impl Partitions {
 }
 
 /// The `call_date` of a table file, from its folder name.
-pub fn partition_date(path: &Path) -> Option<&str> {
-    path.parent()?.file_name()?.to_str()?.strip_prefix("call_date=")
-}
-
-/// The columns of one file that `names` lists (others are not decoded: a calls file has
-/// over sixty columns, the skip check needs five).
-fn read_columns(path: &Path, names: &[&str]) -> Result<Vec<RecordBatch>, SinkError> {
-    let fail = |reason: String| SinkError::Read { path: path.to_path_buf(), reason };
-    let file = fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| fail(e.to_string()))?;
-    let schema = builder.parquet_schema();
-    let indices: Vec<usize> = (0..schema.num_columns()).filter(|&i| names.contains(&schema.column(i).name())).collect();
-    let mask = parquet::arrow::ProjectionMask::roots(schema, indices);
-    builder
-        .with_projection(mask)
-        .build()
-        .map_err(|e| fail(e.to_string()))?
-        .map(|batch| batch.map_err(|e| fail(e.to_string())))
-        .collect()
+pub fn partition_date(key: &str) -> Option<&str> {
+    file_name(folder(key)).strip_prefix("call_date=")
 }
 
 /// The calls in `<out>/calls` within `partitions`: reruns skip calls with the same content,
 /// and [`drop_superseded`] finds older versions of calls processed again.
-pub fn call_versions(out_dir: &Path, partitions: &Partitions) -> Result<Vec<CallVersion>, SinkError> {
+pub fn call_versions(out: &Storage, partitions: &Partitions) -> Result<Vec<CallVersion>, SinkError> {
     let mut found = Vec::new();
     let wanted = ["call_id", "content_sha256", "run_id", "processed_at", "model"];
-    for path in table_files(out_dir, "calls").into_iter().filter(|p| partitions.holds(p)) {
-        let commit = commit_of_file(&path).to_string();
-        for batch in read_columns(&path, &wanted)? {
+    for key in table_files(out, "calls")?.into_iter().filter(|k| partitions.holds(k)) {
+        let commit = commit_of_file(&key).to_string();
+        let path = PathBuf::from(out.describe(&key));
+        for batch in read_table_file(out, &key, Some(&wanted))? {
             let ids = column::<StringArray>(&batch, "call_id", &path)?;
             let hashes = column::<StringArray>(&batch, "content_sha256", &path)?;
             let runs = column::<StringArray>(&batch, "run_id", &path)?;
@@ -288,8 +285,8 @@ pub fn call_versions(out_dir: &Path, partitions: &Partitions) -> Result<Vec<Call
 
 /// The commit that wrote a table file: its stem after `part-` (`<run_id>_<seq>`, a
 /// compaction's `compact-<id>_00000`, or `<run_id>` from versions that committed once per run).
-pub fn commit_of_file(path: &Path) -> &str {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+pub fn commit_of_file(key: &str) -> &str {
+    let stem = file_name(key).strip_suffix(".parquet").unwrap_or(file_name(key));
     stem.strip_prefix("part-").unwrap_or(stem)
 }
 
@@ -345,7 +342,7 @@ pub(crate) fn stale_by_commit(versions: &[CallVersion]) -> HashMap<String, HashS
 /// included. `calls` is cleaned last, so a run stopped half way leaves the evidence for the
 /// next run to finish the job. Returns how many stale versions went.
 pub fn drop_superseded(
-    out_dir: &Path,
+    out: &Storage,
     tables: &[&str],
     versions: &[CallVersion],
     partitions: &Partitions,
@@ -357,12 +354,13 @@ pub fn drop_superseded(
         ordered.push("calls");
     }
     for table in ordered {
-        for path in table_files(out_dir, table).into_iter().filter(|p| partitions.holds(p)) {
-            let commit = commit_of_file(&path);
+        for key in table_files(out, table)?.into_iter().filter(|k| partitions.holds(k)) {
+            let commit = commit_of_file(&key);
             if !stale.contains_key(commit) {
                 continue;
             }
-            let batches = read_file(&path)?;
+            let path = PathBuf::from(out.describe(&key));
+            let batches = read_table_file(out, &key, None)?;
             let Some(schema) = batches.first().map(RecordBatch::schema) else {
                 continue;
             };
@@ -373,9 +371,9 @@ pub fn drop_superseded(
             };
             if kept.num_rows() == 0 {
                 super::test_pause();
-                fs::remove_file(&path).map_err(|e| SinkError::Write { path: path.clone(), reason: e.to_string() })?;
+                out.remove(&key).map_err(|e| SinkError::Write { path, reason: e.to_string() })?;
             } else {
-                write_file(&path, &kept)?;
+                write_table_file(out, &key, &kept)?;
             }
         }
     }
@@ -404,16 +402,17 @@ mod tests {
             vec![Arc::new(Date32Array::from(vec![d1, d2, d1])), Arc::new(Int32Array::from(vec![1, 2, 3]))],
         )
         .unwrap();
-        let files = write_partitioned(dir.path(), "t", "r1", &b, &[d1 + 5]).unwrap();
+        let files = write_partitioned(&Storage::local(dir.path()), "t", "r1", &b, &[d1 + 5]).unwrap();
         assert_eq!(files.len(), 3);
         assert!(files[2].ends_with("t/call_date=2026-11-25/part-r1.parquet"), "an empty file for a day without rows");
         assert!(files[0].ends_with("t/call_date=2026-11-20/part-r1.parquet"));
         assert!(files[1].ends_with("t/call_date=2026-11-21/part-r1.parquet"));
-        let reader =
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&files[0]).unwrap())
-                .unwrap()
-                .build()
-                .unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            fs::File::open(dir.path().join(&files[0])).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
         // call_date is in the path only.
         assert_eq!(reader.schema().fields().len(), 1);
         let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
@@ -433,7 +432,7 @@ mod tests {
         std::fs::write(dir.path().join("t"), b"a file where a folder should be").unwrap();
         let schema = Arc::new(Schema::new(vec![Field::new("call_date", DataType::Date32, false)]));
         let b = batch("t", schema, vec![Arc::new(Date32Array::from(vec![0]))]).unwrap();
-        let err = write_partitioned(dir.path(), "t", "r", &b, &[]).unwrap_err().to_string();
+        let err = write_partitioned(&Storage::local(dir.path()), "t", "r", &b, &[]).unwrap_err().to_string();
         assert!(err.contains("call_date=1970-01-01"), "{err}");
     }
 
@@ -491,7 +490,7 @@ mod tests {
     }
 
     fn call_rows(dir: &Path) -> usize {
-        call_versions(dir, &Partitions::All).unwrap().len()
+        call_versions(&Storage::local(dir), &Partitions::All).unwrap().len()
     }
 
     #[test]
@@ -502,9 +501,9 @@ mod tests {
         write_run(dir.path(), "r3", &[("b", 300)]);
         assert_eq!(
             drop_superseded(
-                dir.path(),
+                &Storage::local(dir.path()),
                 &["calls", "utterances"],
-                &call_versions(dir.path(), &Partitions::All).unwrap(),
+                &call_versions(&Storage::local(dir.path()), &Partitions::All).unwrap(),
                 &Partitions::All
             )
             .unwrap(),
@@ -517,9 +516,9 @@ mod tests {
         assert_eq!(call_rows(dir.path()), 2);
         assert_eq!(
             drop_superseded(
-                dir.path(),
+                &Storage::local(dir.path()),
                 &["calls", "utterances"],
-                &call_versions(dir.path(), &Partitions::All).unwrap(),
+                &call_versions(&Storage::local(dir.path()), &Partitions::All).unwrap(),
                 &Partitions::All
             )
             .unwrap(),
@@ -534,9 +533,9 @@ mod tests {
         write_run(dir.path(), "r2", &[("a", 200)]);
         // As if a run stopped after cleaning utterances but before calls.
         drop_superseded(
-            dir.path(),
+            &Storage::local(dir.path()),
             &["utterances"],
-            &call_versions(dir.path(), &Partitions::All).unwrap(),
+            &call_versions(&Storage::local(dir.path()), &Partitions::All).unwrap(),
             &Partitions::All,
         )
         .unwrap();
@@ -544,9 +543,9 @@ mod tests {
         assert_eq!(call_rows(dir.path()), 3);
         assert_eq!(
             drop_superseded(
-                dir.path(),
+                &Storage::local(dir.path()),
                 &["calls", "utterances"],
-                &call_versions(dir.path(), &Partitions::All).unwrap(),
+                &call_versions(&Storage::local(dir.path()), &Partitions::All).unwrap(),
                 &Partitions::All
             )
             .unwrap(),
