@@ -151,20 +151,6 @@ impl Storage {
         }
     }
 
-    /// The same store, `key` deeper.
-    pub fn child(&self, key: &str) -> Storage {
-        match &self.root {
-            Root::Local(path) => Storage::local(path.join(key)),
-            Root::Object { url, store, prefix } => Storage {
-                root: Root::Object {
-                    url: format!("{url}/{key}"),
-                    store: store.clone(),
-                    prefix: self.object_path(key).unwrap_or_else(|| prefix.clone()),
-                },
-            },
-        }
-    }
-
     fn object_path(&self, key: &str) -> Option<ObjectPath> {
         let Root::Object { prefix, .. } = &self.root else { return None };
         let joined = match prefix.as_ref() {
@@ -298,7 +284,7 @@ impl Storage {
 /// readers ignore). A partition file's goes in its table's folder instead, so a partition
 /// folder only ever holds finished files and `callqa compact` can swap the whole folder
 /// while a commit is writing into it (the rename lands in whichever folder is in place).
-pub fn temporary_path(path: &Path) -> PathBuf {
+fn temporary_path(path: &Path) -> PathBuf {
     let dir = path.parent().expect("output files live in a folder");
     let name = path.file_name().expect("a file").to_string_lossy();
     match (dir.file_name().and_then(|n| n.to_str()), dir.parent()) {

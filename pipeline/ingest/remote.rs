@@ -30,6 +30,9 @@ pub fn discover(url: &str) -> Result<Vec<Result<CallSource, Rejected>>, IngestEr
     }
     let store = Storage::parse(url).map_err(|e| missing(e.reason))?;
     let entries: Vec<Entry> = listing(&store, url)?.into_values().collect();
+    if entries.is_empty() {
+        return Err(IngestError::Missing(url.into()));
+    }
     let mut found: Vec<Result<CallSource, Rejected>> = entries
         .into_iter()
         .filter(|e| is_wav(Path::new(&e.key)))
@@ -51,9 +54,6 @@ pub fn discover(url: &str) -> Result<Vec<Result<CallSource, Rejected>>, IngestEr
         })
         .collect();
     found.sort_by(|a, b| entry_path(a).cmp(entry_path(b)));
-    if found.is_empty() && store.list("").map(|l| l.is_empty()).unwrap_or(true) {
-        return Err(IngestError::Missing(url.into()));
-    }
     Ok(found)
 }
 
