@@ -13,13 +13,19 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
 prefix="${CALLQA_CUDA_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/callqa/cuda-13.0}"
 cuda="$prefix/nvidia/cu13"
-if [[ ! -x "$cuda/bin/nvcc" ]]; then
+# Every part pinned to 13.0: nvcc's dependencies (nvvm, crt) float to the newest CUDA
+# otherwise, whose cicc writes PTX that the 13.0 ptxas refuses ("Unsupported .version").
+packages=(nvidia-cuda-nvcc==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88
+  nvidia-cuda-runtime==13.0.96 nvidia-cublas==13.1.0.3 nvidia-cuda-cccl==13.0.85)
+if [[ "$(cat "$prefix/.packages" 2>/dev/null)" != "${packages[*]}" ]]; then
   echo "build-cuda: installing the CUDA 13.0 compiler and libraries into $prefix" >&2
-  python3 -m pip install --quiet --disable-pip-version-check --target "$prefix" \
-    nvidia-cuda-nvcc==13.0.88 nvidia-cuda-runtime==13.0.96 nvidia-cublas==13.1.0.3 nvidia-cuda-cccl==13.0.85
+  rm -rf "$prefix"
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$prefix" "${packages[@]}"
+  echo "${packages[*]}" > "$prefix/.packages"
 fi
-# The link names the wheels leave out.
+# The link names the wheels leave out, and the lib64 folder nvcc's profile links from.
 for lib in cudart cublas cublasLt; do ln -sf "lib$lib.so.13" "$cuda/lib/lib$lib.so"; done
+ln -sfn lib "$cuda/lib64"
 # whisper-rs-sys also links -lcuda (the driver, which a build machine need not have; with
 # GGML_CUDA_NO_VMM nothing calls it) and -lculibos (for a static cuBLAS): empty stand-ins,
 # which the linker's --as-needed then drops.

@@ -4,11 +4,14 @@
 //! The protocol (README, "Durable runs"):
 //! 1. A commit groups its calls by `call_date`. For each date it writes the `utterances`
 //!    and `events` files, then the `calls` file, each named `part-<run_id>_<seq>.parquet`
-//!    and each through a temporary name, fsync and rename. The `calls` file is the commit
-//!    marker: child files whose `calls` sibling does not exist are not committed.
-//! 2. Recovery, at the start of every run (under the output lock): remove temporaries,
-//!    remove the rows of superseded call versions (a call processed again keeps only its
-//!    latest version), then remove uncommitted child files.
+//!    and each written whole or not at all (a temporary, fsync and rename on a disk; one PUT
+//!    on an object store). The `calls` file is the commit marker: child files whose `calls`
+//!    sibling does not exist are not committed.
+//! 2. Recovery, at the start of every run (under the output lock): finish an interrupted
+//!    compaction, remove temporaries, remove the rows of superseded call versions (a call
+//!    processed again keeps only its latest version; looked for in the partitions of the
+//!    run's input and of runs that did not finish, see [`mark_open`]), then remove
+//!    uncommitted child files.
 //! 3. A call is skipped only if its `calls` row is there, so a call whose commit did not
 //!    finish is processed again; one that did is never processed twice.
 //!

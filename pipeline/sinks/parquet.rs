@@ -2,8 +2,9 @@
 //!
 //! `call_date` lives in the folder name only (Hive layout), not inside the files: readers
 //! that infer partitions (pandas/pyarrow, DuckDB, Polars, Spark) would otherwise see the
-//! column twice with two types. Each file is written under a dot-prefixed temporary name
-//! (which Hive-style readers ignore) and renamed into place only when complete.
+//! column twice with two types. Files go to a [`Storage`]: on a disk each is written under a
+//! dot-prefixed temporary name (which Hive-style readers ignore) and renamed into place only
+//! when complete; on an object store each is one PUT, which lands whole.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs;
