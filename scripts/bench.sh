@@ -22,3 +22,7 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/python" "$root/scripts/bench_e2e.py" \
   --callqa "$root/target/release/callqa" --ct2 "$ct2" --corpus "${CALLQA_CORPUS:-$root/../shared/corpus}" \
   --work "$work" --threads "${THREADS:-2}" ${BLEED_DB:+--bleed-db "$BLEED_DB"} ${CALLQA_ASR_EXTRA:+--extra-config "$CALLQA_ASR_EXTRA"}
+# The ratio depends on the CPU (CTranslate2's int8 kernels use VNNI where there is one): name it.
+flags=$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w 'avx2\|fma\|f16c\|avx512f\|avx512bw\|avx512vl\|avx512_vnni\|avx_vnni\|avx512_bf16' | sort -u | tr '\n' ' ')
+echo
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; SIMD: $flags"
