@@ -8,7 +8,9 @@
 //! against its own last version). A killed holder's lease lapses after `CALLQA_LEASE_S`
 //! seconds (60 by default): whoever wants it next waits that long, once, and takes it over.
 //! A holder that finds its lease taken (it stalled past the expiry) stops the process at once,
-//! so two writers never hold one lease; what it committed stays committed.
+//! so two writers never hold one lease; what it committed stays committed. A store that
+//! ignores `If-None-Match` is refused before the first lease (a create-only put of one
+//! probe object, twice: the second must fail).
 //!
 //! The three locks: `whole` (an unsharded run or `rescore`: no shard may run), `shard-<tag>`
 //! (one per shard: no `whole` may be live), and `rewrite` (waited for, not refused).
@@ -76,9 +78,32 @@ fn describe(lease: &LeaseFile) -> String {
     format!("pid {} on {}, run {}, since {}", h.pid, h.host, h.run_id, h.started_at)
 }
 
+/// Refuse a store that accepts a create-only put over an existing object: there a lease would
+/// let two holders in. Checked once per process and store, with an object of this process's.
+fn check_conditional_puts(out: &Storage, holder: &Holder) -> Result<(), LockError> {
+    static CHECKED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut checked = CHECKED.lock().expect("not poisoned");
+    if checked.contains(&out.describe("")) {
+        return Ok(());
+    }
+    let key = format!("{FOLDER}/.probe-{}-{}", holder.host, holder.pid);
+    let first = out.create(&key, Vec::new()).map_err(|e| io(out, &key, e))?;
+    let second = out.create(&key, Vec::new()).map_err(|e| io(out, &key, e))?;
+    out.remove(&key).map_err(|e| io(out, &key, e))?;
+    if first.is_none() || second.is_some() {
+        return Err(LockError::Io {
+            path: out.describe("").into(),
+            reason: "this store does not honour If-None-Match (a create-only put replaced an existing object), so it cannot hold callqa's locks".into(),
+        });
+    }
+    checked.push(out.describe(""));
+    Ok(())
+}
+
 /// Take lease `name`, or say who holds it. A lease that is not renewed while we wait out its
 /// expiry was left by a dead holder and is taken over.
 fn take(out: &Storage, name: &str, holder: &Holder) -> Result<Result<Lease, String>, LockError> {
+    check_conditional_puts(out, holder)?;
     let key = format!("{FOLDER}/{name}.json");
     for _ in 0..2 {
         if let Some(version) = out.create(&key, content(holder)).map_err(|e| io(out, &key, e))? {
