@@ -218,7 +218,8 @@ fn open_runs(out: &Storage, scope: Scope) -> Result<Vec<(String, Vec<String>)>, 
     Ok(found)
 }
 
-fn write_error(out: &Storage, key: &str, e: std::io::Error) -> SinkError {
+/// A failed write of `key`, named as the user would name it.
+pub(super) fn write_error(out: &Storage, key: &str, e: std::io::Error) -> SinkError {
     SinkError::Write { path: out.describe(key).into(), reason: e.to_string() }
 }
 

@@ -37,6 +37,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use super::commit::write_error;
 use super::parquet::{self as pq, Partitions, SinkError};
 use crate::run::lock::{self, LockError};
 use crate::storage::Storage;
@@ -326,10 +327,6 @@ fn clear_staging(out: &Storage, id: &str) -> Result<(), SinkError> {
         out.remove(&entry.key).map_err(|e| write_error(out, &entry.key, e))?;
     }
     Ok(())
-}
-
-fn write_error(out: &Storage, key: &str, e: std::io::Error) -> SinkError {
-    SinkError::Write { path: out.describe(key).into(), reason: e.to_string() }
 }
 
 #[cfg(test)]
