@@ -3,6 +3,10 @@
 #
 #   scripts/bench.sh            (THREADS=2 by default: the cores of this machine kind)
 #   BLEED_DB=-30 scripts/bench.sh   the same calls with -30 dB crosstalk between channels
+#   SEED=7 [CALLS=12] scripts/bench.sh   calls drawn with this seed from every clip with a
+#                                        transcript, instead of the fixed set (test on seeds
+#                                        nothing was tuned on)
+#   REPEAT=3                         runs per engine and setting (the median is shown)
 #
 # Assembles a fixed set of two-channel 8 kHz calls from ../shared/corpus, runs `callqa run`
 # (greedy and beam 5, --jobs 1 and 2) and faster-whisper (int8, VAD filter on, same thread
@@ -21,7 +25,8 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check faster-whisper==1.2.1 zhconv==1.4.3 pyarrow==26.0.1
 "$work/venv/bin/python" "$root/scripts/bench_e2e.py" \
   --callqa "$root/target/release/callqa" --ct2 "$ct2" --corpus "${CALLQA_CORPUS:-$root/../shared/corpus}" \
-  --work "$work" --threads "${THREADS:-2}" ${BLEED_DB:+--bleed-db "$BLEED_DB"} ${CALLQA_ASR_EXTRA:+--extra-config "$CALLQA_ASR_EXTRA"}
+  --work "$work" --threads "${THREADS:-2}" ${BLEED_DB:+--bleed-db "$BLEED_DB"} \
+  ${SEED:+--seed "$SEED"} --calls "${CALLS:-12}" --repeat "${REPEAT:-3}" ${CALLQA_ASR_EXTRA:+--extra-config "$CALLQA_ASR_EXTRA"}
 # The ratio depends on the CPU (CTranslate2's int8 kernels use VNNI where there is one): name it.
 flags=$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w 'avx2\|fma\|f16c\|avx512f\|avx512bw\|avx512vl\|avx512_vnni\|avx_vnni\|avx512_bf16' | sort -u | tr '\n' ' ')
 echo

@@ -87,36 +87,66 @@ def units(text, language):
     return ["".join(c for c in w if c.isalnum() or c == "'") for w in text.split() if any(c.isalnum() for c in w)]
 
 
-def build_calls(args):
-    rng = random.Random(2026)
-    plan = []
+# Every clip with a transcript of the whole clip, for --seed: the fixed set's clips and those
+# it leaves out (long, far-field, noisy, fast), drawn with replacement.
+DRAWN_ZH = ZH + [
+    "FireRedTeam__FireRedASR/IT0011W0001.wav",
+    "FireRedTeam__FireRedASR/TEST_MEETING_T0000000001_S00000.wav",
+    "k2-fsa__sherpa/funasr-nano_far_3.wav",
+    "k2-fsa__sherpa/funasr-nano_far_4.wav",
+    "k2-fsa__sherpa/qwen3-asr_noise2.wav",
+    "k2-fsa__sherpa/qwen3-asr_fast1.wav",
+    "k2-fsa__sherpa/qwen3-asr_raokouling.wav",
+    "modelscope__FunASR/paraformer_example_1.wav",
+    "modelscope__FunASR/paraformer_example_2.wav",
+]
+DRAWN_EN = EN + ["k2-fsa__sherpa/funasr-nano_noise_en.wav"]
+
+
+def fixed_set(rng):
+    """The set measured since issue 6: 3 Mandarin calls from 4 clips each, 1 English from 6."""
     for language, pool, count in (("zh", ZH, 3), ("en", EN, 1)):
         pool = pool[:]
         rng.shuffle(pool)
         per_call = len(pool) // count
         for k in range(count):
-            clips = pool[k * per_call:(k + 1) * per_call]
-            turns, t = [], 0.5
-            for i, clip in enumerate(clips):
-                speaker = "agent" if i % 2 == 0 else "customer"
-                turns.append({"speaker": speaker, "clip": clip, "start_s": round(t, 2), "text": reference(args.corpus, clip)})
-                seconds = float(next(r["duration_s"] for r in csv.DictReader(open(args.corpus / "MANIFEST.tsv", encoding="utf-8"), delimiter="\t") if r["file"] == clip))
-                t += seconds + rng.choice([0.6, 1.0, 1.5, 6.0])
-            call_id = f"{language}{k}"
-            folder = args.work / "calls" / language
-            folder.mkdir(parents=True, exist_ok=True)
-            spec = folder.parent / f"{call_id}.toml"
-            lines = ["sample_rate_hz = 8000", 'codec = "pcm_s16"', "tail_s = 1.0", ""]
-            if args.bleed_db is not None:
-                lines.insert(0, f"bleed_db = {args.bleed_db}")
-            for turn in turns:
-                lines += ["[[turns]]", f'speaker = "{turn["speaker"]}"', f'clip = "{turn["clip"]}"', f"start_s = {turn['start_s']}", f"text = {json.dumps(turn['text'], ensure_ascii=False)}", ""]
-            spec.write_text("\n".join(lines), encoding="utf-8")
-            wav = folder / f"{call_id}.wav"
-            subprocess.run([args.callqa, "assemble", "--spec", spec, "--clips", args.corpus, "--out", wav], check=True, capture_output=True)
-            truth = json.loads(wav.with_suffix(".truth.json").read_text(encoding="utf-8"))
-            refs = {s: " ".join(t["text"] for t in truth["turns"] if t["speaker"] == s) for s in ("agent", "customer")}
-            plan.append({"id": call_id, "language": language, "wav": str(wav), "duration_s": truth["duration_s"], "refs": refs})
+            yield language, k, pool[k * per_call:(k + 1) * per_call]
+
+
+def drawn_set(rng, calls):
+    """`calls` calls, two Mandarin to one English, of 4-9 clips each drawn from every clip."""
+    for k in range(calls):
+        language, pool = ("en", DRAWN_EN) if k % 3 == 2 else ("zh", DRAWN_ZH)
+        yield language, k, [rng.choice(pool) for _ in range(rng.randint(4, 9))]
+
+
+def build_calls(args):
+    rng = random.Random(2026 if args.seed is None else args.seed)
+    with open(args.corpus / "MANIFEST.tsv", encoding="utf-8") as f:
+        durations = {r["file"]: float(r["duration_s"]) for r in csv.DictReader(f, delimiter="\t") if r["duration_s"]}
+    plan = []
+    calls = fixed_set(rng) if args.seed is None else drawn_set(rng, args.calls)
+    for language, k, clips in calls:
+        turns, t = [], 0.5
+        for i, clip in enumerate(clips):
+            speaker = "agent" if i % 2 == 0 else "customer"
+            turns.append({"speaker": speaker, "clip": clip, "start_s": round(t, 2), "text": reference(args.corpus, clip)})
+            t += durations[clip] + rng.choice([0.6, 1.0, 1.5, 6.0])
+        call_id = f"{language}{k}"
+        folder = args.work / "calls" / language
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = folder.parent / f"{call_id}.toml"
+        lines = ["sample_rate_hz = 8000", 'codec = "pcm_s16"', "tail_s = 1.0", ""]
+        if args.bleed_db is not None:
+            lines.insert(0, f"bleed_db = {args.bleed_db}")
+        for turn in turns:
+            lines += ["[[turns]]", f'speaker = "{turn["speaker"]}"', f'clip = "{turn["clip"]}"', f"start_s = {turn['start_s']}", f"text = {json.dumps(turn['text'], ensure_ascii=False)}", ""]
+        spec.write_text("\n".join(lines), encoding="utf-8")
+        wav = folder / f"{call_id}.wav"
+        subprocess.run([args.callqa, "assemble", "--spec", spec, "--clips", args.corpus, "--out", wav], check=True, capture_output=True)
+        truth = json.loads(wav.with_suffix(".truth.json").read_text(encoding="utf-8"))
+        refs = {s: " ".join(t["text"] for t in truth["turns"] if t["speaker"] == s) for s in ("agent", "customer")}
+        plan.append({"id": call_id, "language": language, "wav": str(wav), "duration_s": truth["duration_s"], "refs": refs})
     return plan
 
 
@@ -193,6 +223,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bleed-db", type=float, default=None, help="leak each channel into the other at this level (crosstalk)")
     p.add_argument("--repeat", type=int, default=3, help="runs per engine and setting; the table shows the median")
+    p.add_argument("--seed", type=int, default=None, help="draw --calls calls from every clip with this seed instead of the fixed set")
+    p.add_argument("--calls", type=int, default=12, help="calls to draw with --seed")
     p.add_argument("--extra-config", default="", help="TOML lines added to callqa's [asr] section")
     args = p.parse_args()
     plan = build_calls(args)

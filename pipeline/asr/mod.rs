@@ -11,6 +11,7 @@
 //! talking over pipes. Tests and benchmarks may use an [`AsrWorker`] in process.
 
 pub mod filter;
+mod loops;
 pub mod process;
 pub mod windows;
 
@@ -48,6 +49,10 @@ pub struct AsrSettings {
     /// Re-decode at higher temperature when a window decodes badly (repetition, low
     /// log-probability). Turning it off makes base loop on noisy audio. Default true.
     pub temperature_fallback: bool,
+    /// End a decoding pass as soon as its last 32 tokens repeat (whisper.cpp's own entropy
+    /// test, applied after every token instead of at the 220-token limit; see [`loops`]).
+    /// Default true.
+    pub stop_loops: bool,
     /// Most threads per whisper call; 0 = the machine's cores divided by `--jobs`. Default 0.
     pub threads: u32,
     /// Give a call fewer threads when other processes hold cores (README, Durable runs):
@@ -93,6 +98,7 @@ impl Default for AsrSettings {
             initial_prompt: Default::default(),
             beam_size: 5,
             temperature_fallback: true,
+            stop_loops: true,
             threads: 0,
             adapt_threads: true,
             max_window_s: 28.0,
@@ -346,6 +352,10 @@ fn full_params<'a>(s: &'a AsrSettings, threads: u32, language: &'a str) -> FullP
     p.set_print_timestamps(false);
     p.set_temperature(0.0);
     p.set_temperature_inc(if s.temperature_fallback { 0.2 } else { 0.0 });
+    if s.stop_loops {
+        // SAFETY: `end_loops` reads only the tokens and logits whisper.cpp passes it.
+        unsafe { p.set_filter_logits_callback(Some(loops::end_loops)) };
+    }
     p
 }
 
@@ -474,10 +484,20 @@ pub fn transcribe_channel(
             audio_ctx: s.fit_audio_ctx.then(|| fitted_audio_ctx(audio.len())),
             dtw: s.uses_dtw(),
         };
+        let started = std::time::Instant::now();
         let raw = decoder.decode(&params, &audio).map_err(|e| match e {
             AsrError::Worker(reason) => AsrError::Decode { speaker, at_s, reason },
             other => other,
         })?;
+        debug!(
+            ?speaker,
+            at_s,
+            window_s = window.len_s,
+            is_retry,
+            tokens = raw.segments.iter().map(|s| s.tokens.len()).sum::<usize>(),
+            decode_s = started.elapsed().as_secs_f64(),
+            "decoded a window"
+        );
         let is_chinese = raw.language == "zh";
         let found = collect_utterances(&raw, speaker, &window, is_chinese);
         out.languages.push((raw.language, window.len_s));
