@@ -7,6 +7,9 @@
 #                                        transcript, instead of the fixed set (test on seeds
 #                                        nothing was tuned on)
 #   REPEAT=3                         runs per engine and setting (the median is shown)
+#   ISA=avx2 scripts/bench.sh        an AVX2-only CPU on this one: whisper.cpp built without
+#                                    AVX-512 and VNNI (target/avx2), CTranslate2, MKL and
+#                                    oneDNN held to AVX2
 #
 # Assembles a fixed set of two-channel 8 kHz calls from ../shared/corpus, runs `callqa run`
 # (greedy and beam 5, --jobs 1 and 2) and faster-whisper (int8, VAD filter on, same thread
@@ -18,16 +21,27 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
 ct2="$("$root/scripts/fetch-model.sh" base q8_0 --ct2 | tail -n 1)"
 cd "$root"
+isa="${ISA:-native}"
+case "$isa" in
+  native) ;;
+  avx2)
+    # whisper-rs-sys hands GGML_* variables to whisper.cpp's CMake; its own target folder,
+    # because cargo does not rebuild whisper.cpp when they change.
+    export CARGO_TARGET_DIR="$root/target/avx2" GGML_NATIVE=OFF GGML_AVX=ON GGML_AVX2=ON GGML_FMA=ON GGML_F16C=ON GGML_BMI2=ON
+    export CT2_FORCE_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
+    ;;
+  *) echo "ISA must be native or avx2, not $isa" >&2; exit 2 ;;
+esac
 cargo build --release --quiet --bin callqa
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check faster-whisper==1.2.1 zhconv==1.4.3 pyarrow==26.0.1
 "$work/venv/bin/python" "$root/scripts/bench_e2e.py" \
-  --callqa "$root/target/release/callqa" --ct2 "$ct2" --corpus "${CALLQA_CORPUS:-$root/../shared/corpus}" \
+  --callqa "${CARGO_TARGET_DIR:-$root/target}/release/callqa" --ct2 "$ct2" --corpus "${CALLQA_CORPUS:-$root/../shared/corpus}" \
   --work "$work" --threads "${THREADS:-2}" ${BLEED_DB:+--bleed-db "$BLEED_DB"} \
   ${SEED:+--seed "$SEED"} --calls "${CALLS:-12}" --repeat "${REPEAT:-3}" ${CALLQA_ASR_EXTRA:+--extra-config "$CALLQA_ASR_EXTRA"}
 # The ratio depends on the CPU (CTranslate2's int8 kernels use VNNI where there is one): name it.
 flags=$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w 'avx2\|fma\|f16c\|avx512f\|avx512bw\|avx512vl\|avx512_vnni\|avx_vnni\|avx512_bf16' | sort -u | tr '\n' ' ')
 echo
-echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; SIMD: $flags"
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; SIMD: $flags; ISA used: $isa"
