@@ -38,9 +38,13 @@ fn the_batch_that_aborted_in_dtw_completes_with_the_window_decoded_again() {
     // Two threads whatever else the machine does: the thread count changes what Whisper decodes.
     // Detection as when the case was found (whisper.cpp's own, over every language): the
     // restricted detection of asr.languages runs its own encoder pass first, which changes
-    // the state the assert depends on. Loops run to whisper.cpp's token limit, as they did then
-    // (ending them early changes what is decoded after).
-    std::fs::write(&config, "[asr]\nthreads = 2\nadapt_threads = false\nlanguages = []\nstop_loops = false\n").unwrap();
+    // the state the assert depends on; detection on every window. Loops run to whisper.cpp's
+    // token limit, as they did then (ending them early changes what is decoded after).
+    std::fs::write(
+        &config,
+        "[asr]\nthreads = 2\nadapt_threads = false\nlanguages = []\nlanguage_per_window = true\nstop_loops = false\n",
+    )
+    .unwrap();
     let output = callqa_bin()
         .args(["run", "--input"])
         .arg(&manifest)

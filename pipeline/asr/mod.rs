@@ -33,13 +33,18 @@ use filter::{DropCounts, FilterSettings};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AsrSettings {
-    /// Spoken language: "auto" (detect per window) or a Whisper code such as "zh" or "en".
-    /// Default "auto".
+    /// Spoken language: "auto" (detect once per channel, see `language_per_window`) or a
+    /// Whisper code such as "zh" or "en". Default "auto".
     pub language: String,
     /// The languages the centre speaks: detection picks the most probable of these
     /// (Whisper's language probabilities restricted to the list), so noise on a channel is
     /// never "nn" (Nynorsk). Empty = any of Whisper's languages. Default ["zh", "en"].
     pub languages: Vec<String>,
+    /// With "auto": detect on every window instead of once per channel (on its first
+    /// window, up to `max_window_s` of its speech). Detection runs the encoder over a full
+    /// 30 s context: per window it cost 17% more time than per channel on Mandarin calls
+    /// (README, Throughput). For centres whose callers switch language mid-call. Default false.
+    pub language_per_window: bool,
     /// A prompt per language code, given to Whisper before each window in that language
     /// (`[asr.initial_prompt]`, e.g. `zh = "..."`). Measured as a recall lever in
     /// `scripts/bench-phrases.sh` (README, Phrase rules). Default none.
@@ -95,6 +100,7 @@ impl Default for AsrSettings {
         AsrSettings {
             language: "auto".into(),
             languages: vec!["zh".into(), "en".into()],
+            language_per_window: false,
             initial_prompt: Default::default(),
             beam_size: 5,
             temperature_fallback: true,
@@ -165,6 +171,9 @@ pub struct DecodeParams {
     /// DTW token timing, when the model was loaded with it; false = whisper.cpp's own token
     /// times for this window.
     pub dtw: bool,
+    /// The language already detected on this channel; `None` = detect on this window (when
+    /// `asr.language` is "auto").
+    pub language: Option<String>,
 }
 
 /// One text token of a decoded window: its bytes (a Chinese character can span tokens) and
@@ -372,9 +381,12 @@ impl WindowDecoder for AsrWorker<'_> {
             &mut plain
         };
         let threads = params.threads.max(1);
-        let language = match settings.language.as_str() {
-            "auto" if !settings.languages.is_empty() => detect_among(state, &settings.languages, audio, threads)?,
-            configured => configured.to_string(),
+        let language = match (params.language.as_deref(), settings.language.as_str()) {
+            (Some(detected), _) => detected.to_string(),
+            (None, "auto") if !settings.languages.is_empty() => {
+                detect_among(state, &settings.languages, audio, threads)?
+            }
+            (None, configured) => configured.to_string(),
         };
         let mut full = full_params(settings, threads, &language);
         if let Some(prompt) = settings.initial_prompt.get(&language) {
@@ -467,6 +479,7 @@ pub fn transcribe_channel(
     let length_s = samples_16k.len() as f64 / SAMPLE_RATE;
     let mut out = ChannelTranscript::default();
     let mut utterances = Vec::new();
+    let mut channel_language: Option<String> = None;
     let mut queue: VecDeque<(windows::Window, bool)> =
         windows::plan_windows(speech, s.window_pad_s, s.window_gap_s, s.max_window_s, length_s)
             .into_iter()
@@ -483,6 +496,7 @@ pub fn transcribe_channel(
             threads: threads().max(1),
             audio_ctx: s.fit_audio_ctx.then(|| fitted_audio_ctx(audio.len())),
             dtw: s.uses_dtw(),
+            language: channel_language.clone(),
         };
         let started = std::time::Instant::now();
         let raw = decoder.decode(&params, &audio).map_err(|e| match e {
@@ -498,6 +512,9 @@ pub fn transcribe_channel(
             decode_s = started.elapsed().as_secs_f64(),
             "decoded a window"
         );
+        if s.language == "auto" && !s.language_per_window && whisper_rs::get_lang_id(&raw.language).is_some() {
+            channel_language.get_or_insert_with(|| raw.language.clone());
+        }
         let is_chinese = raw.language == "zh";
         let found = collect_utterances(&raw, speaker, &window, is_chinese);
         out.languages.push((raw.language, window.len_s));
@@ -644,6 +661,36 @@ mod tests {
         assert_eq!(most_probable(&allowed, &probabilities), "zh");
         probabilities[id("en")] = 0.3;
         assert_eq!(most_probable(&allowed, &probabilities), "en");
+    }
+
+    /// Records the language each window was sent with, and answers "en" with no text.
+    struct Recorder(Vec<Option<String>>);
+
+    impl WindowDecoder for Recorder {
+        fn decode(&mut self, params: &DecodeParams, _audio: &[f32]) -> Result<RawWindow, AsrError> {
+            self.0.push(params.language.clone());
+            Ok(RawWindow { language: "en".into(), segments: Vec::new() })
+        }
+    }
+
+    fn languages_sent(settings: &AsrSettings) -> Vec<Option<String>> {
+        // Three stretches of 20 s of speech: three windows of at most 28 s.
+        let speech = [(1.0, 21.0), (25.0, 45.0), (50.0, 70.0)].map(|(a, b)| SpeechInterval { start_s: a, end_s: b });
+        let samples = vec![0.0f32; 72 * 16_000];
+        let mut recorder = Recorder(Vec::new());
+        let settings = AsrSettings { retry_min_speech_s: 0.0, ..settings.clone() };
+        transcribe_channel(&mut recorder, &settings, "c", &|| 1, Speaker::Agent, &samples, &speech).unwrap();
+        recorder.0
+    }
+
+    #[test]
+    fn the_language_is_detected_once_per_channel_unless_asked_per_window() {
+        let en = Some("en".to_string());
+        assert_eq!(languages_sent(&AsrSettings::default()), vec![None, en.clone(), en]);
+        let per_window = AsrSettings { language_per_window: true, ..Default::default() };
+        assert_eq!(languages_sent(&per_window), vec![None, None, None]);
+        let configured = AsrSettings { language: "zh".into(), ..Default::default() };
+        assert_eq!(languages_sent(&configured), vec![None, None, None]);
     }
 
     #[test]
