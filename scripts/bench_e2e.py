@@ -62,12 +62,16 @@ def measured(cmd):
     return "\n".join(out), int(rss) / 1024
 
 
-def reference(corpus, file):
+def clip_rows(corpus):
+    """MANIFEST.tsv's rows by file, read once."""
     with open(corpus / "MANIFEST.tsv", encoding="utf-8") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row["file"] == file:
-                return row["reference_transcript"]
-    raise SystemExit(f"{file} not in MANIFEST.tsv")
+        return {row["file"]: row for row in csv.DictReader(f, delimiter="\t")}
+
+
+def clip_row(rows, file):
+    if file not in rows:
+        raise SystemExit(f"{file} not in MANIFEST.tsv")
+    return rows[file]
 
 
 def edits(a, b):
@@ -122,16 +126,16 @@ def drawn_set(rng, calls):
 
 def build_calls(args):
     rng = random.Random(2026 if args.seed is None else args.seed)
-    with open(args.corpus / "MANIFEST.tsv", encoding="utf-8") as f:
-        durations = {r["file"]: float(r["duration_s"]) for r in csv.DictReader(f, delimiter="\t") if r["duration_s"]}
+    rows = clip_rows(args.corpus)
     plan = []
     calls = fixed_set(rng) if args.seed is None else drawn_set(rng, args.calls)
     for language, k, clips in calls:
         turns, t = [], 0.5
         for i, clip in enumerate(clips):
             speaker = "agent" if i % 2 == 0 else "customer"
-            turns.append({"speaker": speaker, "clip": clip, "start_s": round(t, 2), "text": reference(args.corpus, clip)})
-            t += durations[clip] + rng.choice([0.6, 1.0, 1.5, 6.0])
+            row = clip_row(rows, clip)
+            turns.append({"speaker": speaker, "clip": clip, "start_s": round(t, 2), "text": row["reference_transcript"]})
+            t += float(row["duration_s"]) + rng.choice([0.6, 1.0, 1.5, 6.0])
         call_id = f"{language}{k}"
         folder = args.work / "calls" / language
         folder.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,9 @@
 //! [`schema`] defines each table and documents every column; [`tables`] turns records into
 //! Arrow batches; [`parquet`] writes one file per table and `call_date` partition (Hive
 //! layout, zstd), whole or not at all (a temporary and an atomic rename, or one PUT), so a
-//! reader never sees half a file; [`commit`] orders those writes so a set of calls lands in every table or in none,
-//! and recovers an output folder after a kill; [`compact`] merges a partition's part files.
+//! reader never sees half a file; [`commit`] orders those writes so a set of calls lands in
+//! every table or in none, and recovers an output folder after a kill; [`compact`] merges a
+//! partition's part files.
 
 pub mod audio;
 pub mod commit;
