@@ -37,16 +37,22 @@ EN = [
 
 FW = r"""
 import json, sys, time
+from concurrent.futures import ThreadPoolExecutor
 from faster_whisper import WhisperModel, decode_audio
-ct2, threads, beam, plan = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
-model = WhisperModel(ct2, device="cpu", compute_type="int8", cpu_threads=threads)
-out = {}
+ct2, threads, workers, beam, plan = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
+# num_workers: that many transcriptions run at once, each on cpu_threads threads.
+model = WhisperModel(ct2, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=workers)
 start = time.perf_counter()
+channels = []
 for call in plan:
     left, right = decode_audio(call["wav"], split_stereo=True)
-    for speaker, audio in (("agent", left), ("customer", right)):
-        segments, _ = model.transcribe(audio, language=call["language"], beam_size=beam, vad_filter=True)
-        out[call["id"] + "/" + speaker] = "".join(s.text for s in segments)
+    channels += [(call, "agent", left), (call, "customer", right)]
+def transcribe(channel):
+    call, speaker, audio = channel
+    segments, _ = model.transcribe(audio, language=call["language"], beam_size=beam, vad_filter=True)
+    return call["id"] + "/" + speaker, "".join(s.text for s in segments)
+with ThreadPoolExecutor(workers) as pool:
+    out = dict(pool.map(transcribe, channels))
 print(json.dumps({"wall_s": time.perf_counter() - start, "text": out}))
 """
 
@@ -211,9 +217,9 @@ def rss_by_batch_size(args, plan, copies):
     return peaks
 
 
-def run_fw(args, plan, beam, threads):
+def run_fw(args, plan, beam, workers, threads):
     light = [{k: c[k] for k in ("id", "language", "wav")} for c in plan]
-    out, rss = measured([sys.executable, "-c", FW, str(args.ct2), str(threads), str(beam), json.dumps(light)])
+    out, rss = measured([sys.executable, "-c", FW, str(args.ct2), str(threads), str(workers), str(beam), json.dumps(light)])
     result = json.loads(out.strip().split("\n")[-1])
     return result["wall_s"], rss, result["text"]
 
@@ -241,8 +247,8 @@ def main():
         wall, rss, stages, texts = run_callqa(args, plan, beam, jobs, threads)
         return wall, rss, error_rates(plan, texts), (stages, wall)
 
-    def peer(beam):
-        wall, rss, texts = run_fw(args, plan, beam, args.threads)
+    def peer(beam, workers, threads):
+        wall, rss, texts = run_fw(args, plan, beam, workers, threads)
         return wall, rss, error_rates(plan, texts), None
 
     def summary(results):
@@ -255,10 +261,14 @@ def main():
     half = max(args.threads // 2, 1)
     for beam in (1, 5):
         # Interleaved, so that a slow spell of the machine hits both engines alike.
-        pairs = [(ours(beam, 1, args.threads), peer(beam)) for _ in range(args.repeat)]
+        pairs = [(ours(beam, 1, args.threads), peer(beam, 1, args.threads)) for _ in range(args.repeat)]
         rows.append(("callqa base q8_0", beam, "--jobs 1", *summary([a for a, _ in pairs])))
-        rows.append(("faster-whisper base int8 + VAD", beam, "", *summary([b for _, b in pairs])))
-    rows.append(("callqa base q8_0", 1, f"--jobs 2 x {half} thread", *summary([ours(1, 2, half) for _ in range(args.repeat)])))
+        rows.append(("faster-whisper base int8 + VAD", beam, "1", *summary([b for _, b in pairs])))
+    # Each engine with its cores split between two transcriptions at once.
+    for beam in (1, 5):
+        pairs = [(ours(beam, 2, half), peer(beam, 2, half)) for _ in range(args.repeat)]
+        rows.append(("callqa base q8_0", beam, f"--jobs 2 x {half} thread", *summary([a for a, _ in pairs])))
+        rows.append(("faster-whisper base int8 + VAD", beam, f"2 x {half} thread", *summary([b for _, b in pairs])))
     print(f"\nmedian of {args.repeat} runs each (range in brackets)")
     print("\n| engine | decoding | workers | wall s | call-s per wall-s | zh CER | en WER | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
@@ -268,9 +278,11 @@ def main():
     peaks = rss_by_batch_size(args, plan, 4)
     print("\npeak RSS by batch size, callqa greedy --jobs 1: " + ", ".join(f"{n} calls {mb:.0f} MB" for n, mb in peaks))
     for beam in (1, 5):
-        mine = next(r for r in rows if r[0].startswith("callqa") and r[1] == beam and r[2] == "--jobs 1")
-        them = next(r for r in rows if r[0].startswith("faster") and r[1] == beam)
-        print(f"\nratio callqa / faster-whisper throughput, {'greedy' if beam == 1 else 'beam 5'}: {them[3] / mine[3]:.2f}")
+        for parallel in (False, True):
+            mine, them = (next(r for r in rows if r[0].startswith(e) and r[1] == beam and (r[2] not in ("1", "--jobs 1")) == parallel)
+                          for e in ("callqa", "faster"))
+            workers = f"2 workers x {half} thread each" if parallel else f"one worker, {args.threads} threads"
+            print(f"\nratio callqa / faster-whisper throughput, {'greedy' if beam == 1 else 'beam 5'}, {workers}: {them[3] / mine[3]:.2f}")
     print("\ncallqa seconds per stage (one run; with --jobs 2 the stages add up over both workers):")
     for engine, beam, workers, _, _, _, _, timing in rows:
         if timing:

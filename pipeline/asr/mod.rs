@@ -55,8 +55,8 @@ pub struct AsrSettings {
     /// log-probability). Turning it off makes base loop on noisy audio. Default true.
     pub temperature_fallback: bool,
     /// End a decoding pass as soon as its last 32 tokens repeat (whisper.cpp's own entropy
-    /// test, applied after every token instead of at the 220-token limit; see [`loops`]).
-    /// Default true.
+    /// test, applied after every token instead of at the 220-token limit) or it ends in a
+    /// cycle of 12 to 64 tokens three times over (see [`loops`]). Default true.
     pub stop_loops: bool,
     /// Most threads per whisper call; 0 = the machine's cores divided by `--jobs`. Default 0.
     pub threads: u32,
@@ -73,8 +73,8 @@ pub struct AsrSettings {
     /// that Whisper ends a segment there. Default 1.0.
     pub window_gap_s: f64,
     /// Shrink the encoder's context to the window's length instead of a full 30 s (whisper.cpp
-    /// `audio_ctx`, plus 2 s): measured 1.8x faster end to end at about the same CER/WER on the
-    /// benchmark calls (README, Throughput). Default true.
+    /// `audio_ctx`, plus 2 s, rounded up to 16 frames): measured 1.8x faster end to end at
+    /// about the same CER/WER on the benchmark calls (README, Throughput). Default true.
     pub fit_audio_ctx: bool,
     /// Decode again, on their own, the packed pieces of a window that Whisper returned no
     /// text for when they hold at least this much detected speech (seconds); 0 turns the
@@ -317,13 +317,18 @@ fn dtw_mode(hp: &crate::model::ggml::HyperParams) -> DtwMode<'static> {
     DtwMode::ModelPreset { model_preset: preset }
 }
 
-/// Encoder frames for a window of `samples` (1500 frames span 30 s) plus a margin of 2 s.
-/// On the benchmark calls a 4 s margin cost about 15% more time at the same CER/WER; with
-/// less than 2 s Whisper ends early more often (the second pass catches what it drops).
+/// Encoder frames for a window of `samples` (1500 frames span 30 s) plus a margin of 2 s,
+/// rounded up to a multiple of 16. On the benchmark calls a 4 s margin cost about 15% more
+/// time at the same CER/WER; with less than 2 s Whisper ends early more often (the second
+/// pass catches what it drops). The rounding is for ggml: its tiled f16 kernels
+/// (llamafile's tinyBLAS) need the inner dimension in multiples of 16 with AVX-512 (8 with
+/// AVX2), and the encoder's attention-times-values product has the context as that
+/// dimension. Unrounded, it fell back to one dot product per row: a quarter of greedy
+/// CPU time (README, Throughput).
 fn fitted_audio_ctx(samples: usize) -> i32 {
-    const MARGIN_FRAMES: i32 = 100;
-    let frames = (samples as f64 / SAMPLE_RATE / 30.0 * 1500.0).ceil() as i32;
-    (frames + MARGIN_FRAMES).min(1500)
+    const MARGIN_FRAMES: u32 = 100;
+    let frames = (samples as f64 / SAMPLE_RATE / 30.0 * 1500.0).ceil() as u32;
+    (frames + MARGIN_FRAMES).next_multiple_of(16).min(1500) as i32
 }
 
 /// Pieces of a decoded window that no utterance came from although they hold at least
@@ -694,8 +699,12 @@ mod tests {
     }
 
     #[test]
-    fn encoder_context_fits_the_window_with_a_margin() {
-        assert_eq!(fitted_audio_ctx(16_000 * 10), 600);
+    fn encoder_context_fits_the_window_with_a_margin_in_multiples_of_16() {
+        assert_eq!(fitted_audio_ctx(16_000 * 10), 608);
+        assert_eq!(fitted_audio_ctx(16_000 * 10 + 1), 608);
+        assert_eq!(fitted_audio_ctx(16_000 * 27), 1456);
+        // Past 1488 the rounding would overrun Whisper's 30 s: the full context, unrounded.
+        assert_eq!(fitted_audio_ctx(16_000 * 28), 1500);
         assert_eq!(fitted_audio_ctx(16_000 * 29), 1500);
     }
 }
