@@ -12,8 +12,9 @@
 #                                    oneDNN held to AVX2
 #
 # Assembles a fixed set of two-channel 8 kHz calls from ../shared/corpus, runs `callqa run`
-# (greedy and beam 5, --jobs 1 and 2) and faster-whisper (int8, VAD filter on, same thread
-# count, greedy and beam 5, channel by channel) on the CTranslate2 files the model fetch
+# and faster-whisper (int8, VAD filter on, channel by channel), greedy and beam 5, each as
+# one worker on THREADS threads and as 2 workers on THREADS/2 (callqa --jobs 2,
+# faster-whisper num_workers=2), on the CTranslate2 files the model fetch
 # downloaded, and prints throughput, seconds per stage, peak RSS and CER/WER, with the ratio
 # callqa / faster-whisper. faster-whisper lives in a throwaway venv.
 set -euo pipefail
