@@ -259,16 +259,21 @@ def main():
         return statistics.median(walls), (walls[0], walls[-1]), max(r[1] for r in results), mean, results[-1][3]
 
     half = max(args.threads // 2, 1)
-    for beam in (1, 5):
+    ratios = []
+
+    def side_by_side(beam, workers, threads, ours_label, peer_label, setting):
         # Interleaved, so that a slow spell of the machine hits both engines alike.
-        pairs = [(ours(beam, 1, args.threads), peer(beam, 1, args.threads)) for _ in range(args.repeat)]
-        rows.append(("callqa base q8_0", beam, "--jobs 1", *summary([a for a, _ in pairs])))
-        rows.append(("faster-whisper base int8 + VAD", beam, "1", *summary([b for _, b in pairs])))
+        pairs = [(ours(beam, workers, threads), peer(beam, workers, threads)) for _ in range(args.repeat)]
+        mine, them = summary([a for a, _ in pairs]), summary([b for _, b in pairs])
+        rows.append(("callqa base q8_0", beam, ours_label, *mine))
+        rows.append(("faster-whisper base int8 + VAD", beam, peer_label, *them))
+        ratios.append((beam, setting, them[0] / mine[0]))
+
+    for beam in (1, 5):
+        side_by_side(beam, 1, args.threads, "--jobs 1", "1", f"one worker, {args.threads} threads")
     # Each engine with its cores split between two transcriptions at once.
     for beam in (1, 5):
-        pairs = [(ours(beam, 2, half), peer(beam, 2, half)) for _ in range(args.repeat)]
-        rows.append(("callqa base q8_0", beam, f"--jobs 2 x {half} thread", *summary([a for a, _ in pairs])))
-        rows.append(("faster-whisper base int8 + VAD", beam, f"2 x {half} thread", *summary([b for _, b in pairs])))
+        side_by_side(beam, 2, half, f"--jobs 2 x {half} thread", f"2 x {half} thread", f"2 workers x {half} thread each")
     print(f"\nmedian of {args.repeat} runs each (range in brackets)")
     print("\n| engine | decoding | workers | wall s | call-s per wall-s | zh CER | en WER | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
@@ -277,12 +282,8 @@ def main():
         print(f"| {engine} | {decoding} | {workers} | {wall:.1f} [{low:.1f}-{high:.1f}] | {audio_s / wall:.2f} | {rates['zh']:.3f} | {rates['en']:.3f} | {rss:.0f} |")
     peaks = rss_by_batch_size(args, plan, 4)
     print("\npeak RSS by batch size, callqa greedy --jobs 1: " + ", ".join(f"{n} calls {mb:.0f} MB" for n, mb in peaks))
-    for beam in (1, 5):
-        for parallel in (False, True):
-            mine, them = (next(r for r in rows if r[0].startswith(e) and r[1] == beam and (r[2] not in ("1", "--jobs 1")) == parallel)
-                          for e in ("callqa", "faster"))
-            workers = f"2 workers x {half} thread each" if parallel else f"one worker, {args.threads} threads"
-            print(f"\nratio callqa / faster-whisper throughput, {'greedy' if beam == 1 else 'beam 5'}, {workers}: {them[3] / mine[3]:.2f}")
+    for beam, setting, ratio in sorted(ratios, key=lambda r: r[0]):
+        print(f"\nratio callqa / faster-whisper throughput, {'greedy' if beam == 1 else 'beam 5'}, {setting}: {ratio:.2f}")
     print("\ncallqa seconds per stage (one run; with --jobs 2 the stages add up over both workers):")
     for engine, beam, workers, _, _, _, _, timing in rows:
         if timing:
