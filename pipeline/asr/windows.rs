@@ -103,12 +103,15 @@ pub fn plan_windows(
                 call_start_s: start,
                 call_end_s: end,
                 speech_start_s: p.speech_start_s.max(start),
-                speech_end_s: end,
+                speech_end_s: p.speech_end_s.min(end),
                 ..p
             });
             start = end;
         }
-        queue.push(Piece { call_start_s: start, speech_start_s: p.speech_start_s.max(start), ..p });
+        // A cut can fall in the padding after the speech: what is left then holds no speech.
+        if start < p.speech_end_s {
+            queue.push(Piece { call_start_s: start, speech_start_s: p.speech_start_s.max(start), ..p });
+        }
     }
     pack(queue, gap_s, max_window_s)
 }
@@ -164,6 +167,26 @@ mod tests {
         let total: f64 = ws.iter().flat_map(|w| &w.pieces).map(|p| p.len_s()).sum();
         assert!((total - 90.0).abs() < 1e-9, "all speech kept once: {total}");
         assert!(plan_windows(&[], 0.2, 0.5, 28.0, 10.0).is_empty());
+    }
+
+    /// Found on a sweep call: a cut falling in the padding after the speech left a piece
+    /// whose speech started after it ended, and mapping its tokens panicked.
+    #[test]
+    fn a_cut_in_the_padding_after_speech_leaves_no_piece_without_speech() {
+        // Padded to [0.0, 56.2]; cut at 28 and 56, after the speech ended at 55.9.
+        let ws = plan_windows(&[iv(0.3, 55.9)], 0.3, 0.5, 28.0, 60.0);
+        let pieces: Vec<&Piece> = ws.iter().flat_map(|w| &w.pieces).collect();
+        assert_eq!(pieces.len(), 2, "{pieces:?}");
+        for p in &pieces {
+            assert!(p.call_start_s <= p.speech_start_s && p.speech_start_s <= p.speech_end_s, "{p:?}");
+            assert!(p.speech_end_s <= p.call_end_s, "{p:?}");
+        }
+        assert_eq!((pieces[0].speech_start_s, pieces[0].speech_end_s), (0.3, 28.0));
+        assert_eq!((pieces[1].speech_start_s, pieces[1].speech_end_s), (28.0, 55.9));
+        // A cut inside the speech keeps the remainder.
+        let ws = plan_windows(&[iv(0.3, 56.1)], 0.3, 0.5, 28.0, 60.0);
+        let last = *ws.last().unwrap().pieces.last().unwrap();
+        assert_eq!((last.call_start_s, last.speech_start_s, last.speech_end_s), (56.0, 56.0, 56.1));
     }
 
     #[test]
