@@ -217,6 +217,9 @@ enum ModelCommand {
     },
     /// Print the header and tensor count of a GGML Whisper file.
     Inspect { file: PathBuf },
+    /// Print the default model and weights for this build ("base bf16" or "base q8_0"), as
+    /// `scripts/fetch-model.sh` takes them.
+    Default,
 }
 
 fn main() -> ExitCode {
@@ -444,6 +447,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = model::ggml::read_summary(std::io::BufReader::new(f))
                 .with_context(|| format!("reading {}", file.display()))?;
             println!("{:#?}\ntensors: {}", summary.hparams, summary.tensors.len());
+        }
+        Command::Model(ModelCommand::Default) => {
+            let registry = model::registry::Registry::bundled();
+            println!("{} {}", registry.default, registry.default_weights().name());
         }
     }
     Ok(ExitCode::SUCCESS)

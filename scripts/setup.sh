@@ -2,8 +2,9 @@
 # Install what callqa needs on a fresh Debian machine with the Rust toolchain, and fetch the
 # default model. Safe to run again: it installs only what is missing.
 #
-#   scripts/setup.sh            build tools + default model (base q8_0)
-#   scripts/setup.sh --test     also the f16 model and the Python packages the tests read Parquet with
+#   scripts/setup.sh            build tools + default model (base q8_0, or base bf16 where
+#                               whisper.cpp is built with AVX-512 BF16: `callqa model default`)
+#   scripts/setup.sh --test     also the f16 and bf16 models and the Python packages the tests read Parquet with
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -22,10 +23,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# q8_0 runs everywhere (the tests name it); the default for this build may be bf16 instead.
 "$root/scripts/fetch-model.sh" base q8_0
+(cd "$root" && cargo build --release --quiet --bin callqa)
+read -r default_model default_weights < <("$root/target/release/callqa" model default)
+"$root/scripts/fetch-model.sh" "$default_model" "$default_weights"
 
 if [[ "${1:-}" == "--test" ]]; then
   "$root/scripts/fetch-model.sh" base f16
+  "$root/scripts/fetch-model.sh" base bf16
   # The report test looks at the HTML page in a real browser; PySpark reads the tables on a JVM.
   browser_and_java=()
   command -v chromium >/dev/null || browser_and_java+=(chromium)

@@ -4,8 +4,9 @@ report the windows whose worker died and were decoded again without DTW.
 
     .venv/bin/python scripts/sweep-dtw.py WORK CALLS SEED
 
-fixtures/specs/dtw_assert/ holds the first 19 calls of seed 2, the batch in which the 19th
-call hit whisper.cpp's DTW median-filter assert (README, Durable runs).
+fixtures/specs/dtw_assert/ keeps the first 2 of the 19 calls of seed 2, the batch in which the 19th
+call hit whisper.cpp's DTW median-filter assert while windows still shared a whisper state
+(README, Durable runs); the other 17 are this script's output for seed 2.
 """
 import csv
 import json

@@ -7,7 +7,7 @@
 //!
 //! The decoder is native code (whisper.cpp), which can abort or crash the process it runs
 //! in. A batch therefore decodes in [`process::WorkerProcess`]es: the same binary started as
-//! `callqa worker`, holding an [`AsrWorker`] (one whisper state over a [`Transcriber`]) and
+//! `callqa worker`, holding an [`AsrWorker`] (a [`Transcriber`] that decodes each window on a fresh whisper state) and
 //! talking over pipes. Tests and benchmarks may use an [`AsrWorker`] in process.
 
 pub mod filter;
@@ -264,7 +264,9 @@ impl Transcriber {
     }
 
     pub fn worker(&self, threads: u32) -> Result<AsrWorker<'_>, AsrError> {
-        Ok(AsrWorker { transcriber: self, state: self.new_state(&self.context)?, threads: threads.max(1) })
+        // Fails here, at start-up, rather than on the first window when no state fits in memory.
+        self.new_state(&self.context)?;
+        Ok(AsrWorker { transcriber: self, threads: threads.max(1) })
     }
 
     fn new_state(&self, context: &WhisperContext) -> Result<WhisperState, AsrError> {
@@ -292,10 +294,9 @@ impl AsrSettings {
     }
 }
 
-/// One whisper state in this process: decodes one window at a time.
+/// Decodes one window at a time in this process, each on a fresh whisper state.
 pub struct AsrWorker<'t> {
     transcriber: &'t Transcriber,
-    state: WhisperState,
     threads: u32,
 }
 
@@ -377,14 +378,14 @@ impl WindowDecoder for AsrWorker<'_> {
     fn decode(&mut self, params: &DecodeParams, audio: &[f32]) -> Result<RawWindow, AsrError> {
         let transcriber = self.transcriber;
         let settings = &transcriber.settings;
-        // The fallback without DTW is rare: its state is made for the window and let go after.
-        let mut plain;
-        let state = if params.dtw || !settings.uses_dtw() {
-            &mut self.state
-        } else {
-            plain = transcriber.new_state(transcriber.plain_context()?)?;
-            &mut plain
-        };
+        // A fresh state for every window: whisper.cpp's state keeps the random numbers of
+        // temperature fallback (and the last encoder context, which detection reuses) from
+        // one `full` to the next, so a window decoded on a used state reads differently
+        // depending on what that worker decoded before. Creating one costs a few
+        // milliseconds against a window's hundreds.
+        let context =
+            if params.dtw || !settings.uses_dtw() { &transcriber.context } else { transcriber.plain_context()? };
+        let state = &mut transcriber.new_state(context)?;
         let threads = params.threads.max(1);
         let language = match (params.language.as_deref(), settings.language.as_str()) {
             (Some(detected), _) => detected.to_string(),
@@ -399,6 +400,11 @@ impl WindowDecoder for AsrWorker<'_> {
         }
         if let Some(ctx) = params.audio_ctx {
             full.set_audio_ctx(ctx);
+        }
+        #[cfg(feature = "test-hooks")]
+        if process::fault::SHORT_SEGMENT.load(std::sync::atomic::Ordering::Relaxed) {
+            // SAFETY: the filter reads only what whisper.cpp passes it.
+            unsafe { full.set_filter_logits_callback(Some(process::fault::short_segment)) };
         }
         state.full(full, audio).map_err(|e| AsrError::Worker(format!("whisper_full failed: {e}")))?;
         Ok(raw_window(state, transcriber.context.token_eot()))

@@ -117,12 +117,56 @@ pub fn serve(model: &Path) -> Result<(), AsrError> {
     Ok(())
 }
 
-/// Test builds only: `CALLQA_TEST_FAULT="abort:CALL,segv:CALL,hang:CALL,dtw-abort:CALL"`
-/// makes the worker fail that way on every window of that call (`dtw-abort`: only on
-/// windows decoded with DTW timing, as whisper.cpp's median-filter assert does).
+/// Test builds only: `CALLQA_TEST_FAULT="abort:CALL,segv:CALL,hang:CALL,dtw-abort:CALL,dtw-assert:CALL"`
+/// makes the worker fail that way on every window of that call (`dtw-abort` and
+/// `dtw-assert`: only on windows decoded with DTW timing). `dtw-assert` makes whisper.cpp
+/// itself abort, in its DTW median filter, as it did on a real call: the decoder is made to
+/// end its pass with a segment too short for the filter ([`short_segment`]).
 #[cfg(feature = "test-hooks")]
-mod fault {
+pub(crate) mod fault {
+    use std::os::raw::{c_int, c_void};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use whisper_rs::whisper_rs_sys::{
+        whisper_context, whisper_n_vocab, whisper_state, whisper_token_beg, whisper_token_data, whisper_token_eot,
+        whisper_tokenize,
+    };
+
+    /// Set for a window of a `dtw-assert` call; the worker then decodes with [`short_segment`].
+    pub static SHORT_SEGMENT: AtomicBool = AtomicBool::new(false);
+
+    /// A logits filter that leaves one choice per step: `<|0.00|> hello <|0.12|>` and the end.
+    /// whisper.cpp then runs DTW over 12 frames, fewer than its median filter's width of 7
+    /// audio tokens (14 frames) needs, and aborts on `filter_width < a->ne[2]`.
+    ///
+    /// # Safety
+    /// Called by whisper.cpp with its context, `n_tokens` valid tokens and `n_vocab` logits.
+    pub unsafe extern "C" fn short_segment(
+        ctx: *mut whisper_context,
+        _state: *mut whisper_state,
+        _tokens: *const whisper_token_data,
+        n_tokens: c_int,
+        logits: *mut f32,
+        _user_data: *mut c_void,
+    ) {
+        let mut hello = [0; 4];
+        let found = whisper_tokenize(ctx, c"hello".as_ptr(), hello.as_mut_ptr(), hello.len() as c_int);
+        let next = match n_tokens {
+            0 => whisper_token_beg(ctx),
+            1 if found > 0 => hello[0],
+            2 => whisper_token_beg(ctx) + 6,
+            _ => whisper_token_eot(ctx),
+        };
+        let logits = std::slice::from_raw_parts_mut(logits, whisper_n_vocab(ctx) as usize);
+        for (id, logit) in logits.iter_mut().enumerate() {
+            if id as i32 != next {
+                *logit = f32::NEG_INFINITY;
+            }
+        }
+    }
+
     pub fn inject(params: &super::DecodeParams) {
+        SHORT_SEGMENT.store(false, Ordering::Relaxed);
         let Ok(spec) = std::env::var("CALLQA_TEST_FAULT") else {
             return;
         };
@@ -136,6 +180,7 @@ mod fault {
             match kind {
                 "abort" => std::process::abort(),
                 "dtw-abort" if params.dtw => std::process::abort(),
+                "dtw-assert" if params.dtw => SHORT_SEGMENT.store(true, Ordering::Relaxed),
                 // SAFETY: deliberately not safe: a real invalid write, so the kernel delivers
                 // the same SIGSEGV a crash in native code would.
                 "segv" => unsafe { std::ptr::null_mut::<u64>().write_volatile(1) },

@@ -21,6 +21,8 @@ const QUANTIZED_FTYPE_BASE: i32 = 2000;
 pub enum WeightType {
     F32,
     F16,
+    /// bfloat16: the matrices run on AVX-512 BF16 dot products where the CPU has them.
+    Bf16,
     #[value(name = "q8_0")]
     Q8_0,
     #[value(name = "q5_0")]
@@ -32,6 +34,7 @@ impl WeightType {
         match self {
             WeightType::F32 => "f32",
             WeightType::F16 => "f16",
+            WeightType::Bf16 => "bf16",
             WeightType::Q8_0 => "q8_0",
             WeightType::Q5_0 => "q5_0",
         }
@@ -42,6 +45,7 @@ impl WeightType {
         match self {
             WeightType::F32 => 0,
             WeightType::F16 => 1,
+            WeightType::Bf16 => sys::ggml_ftype_GGML_FTYPE_MOSTLY_BF16 as i32,
             WeightType::Q8_0 => QUANTIZED_FTYPE_BASE + 7,
             WeightType::Q5_0 => QUANTIZED_FTYPE_BASE + 8,
         }
@@ -51,6 +55,7 @@ impl WeightType {
         match self {
             WeightType::F32 => TensorType::F32,
             WeightType::F16 => TensorType::F16,
+            WeightType::Bf16 => TensorType::Bf16,
             WeightType::Q8_0 => TensorType::Q8_0,
             WeightType::Q5_0 => TensorType::Q5_0,
         }
@@ -62,6 +67,7 @@ impl WeightType {
 pub enum TensorType {
     F32,
     F16,
+    Bf16,
     Q8_0,
     Q5_0,
 }
@@ -71,6 +77,7 @@ impl TensorType {
         match self {
             TensorType::F32 => sys::ggml_type_GGML_TYPE_F32 as i32,
             TensorType::F16 => sys::ggml_type_GGML_TYPE_F16 as i32,
+            TensorType::Bf16 => sys::ggml_type_GGML_TYPE_BF16 as i32,
             TensorType::Q8_0 => sys::ggml_type_GGML_TYPE_Q8_0 as i32,
             TensorType::Q5_0 => sys::ggml_type_GGML_TYPE_Q5_0 as i32,
         }
@@ -149,6 +156,7 @@ pub fn encode(values: &[f32], shape: &[usize], ty: TensorType) -> Result<Vec<u8>
     Ok(match ty {
         TensorType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         TensorType::F16 => values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+        TensorType::Bf16 => values.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
         TensorType::Q8_0 | TensorType::Q5_0 => {
             let per_row = *shape.last().unwrap_or(&0);
             let block = ty.block_size();

@@ -17,6 +17,8 @@ const REGISTRY_TOML: &str = include_str!("../../models/models.toml");
 pub struct Registry {
     pub default: String,
     pub default_weights: WeightType,
+    /// The default weights where ggml was built with AVX-512 BF16 dot products.
+    pub default_weights_avx512_bf16: WeightType,
     pub models: BTreeMap<String, ModelSource>,
 }
 
@@ -50,8 +52,21 @@ impl Registry {
         format!("ggml-{name}-{}.bin", weights.name())
     }
 
+    /// The default weights for this build of whisper.cpp: bf16 where its CPU kernels have
+    /// AVX-512 BF16 dot products (a property of the build, so a binary built for such a CPU
+    /// cannot run on another one anyway), q8_0 elsewhere.
+    pub fn default_weights(&self) -> WeightType {
+        // SAFETY: reports a compile-time property of ggml's CPU backend.
+        let has_bf16_dot = unsafe { whisper_rs::whisper_rs_sys::ggml_cpu_has_avx512_bf16() } != 0;
+        if has_bf16_dot {
+            self.default_weights_avx512_bf16
+        } else {
+            self.default_weights
+        }
+    }
+
     pub fn default_file_name(&self) -> String {
-        Self::file_name(&self.default, self.default_weights)
+        Self::file_name(&self.default, self.default_weights())
     }
 }
 
@@ -69,10 +84,11 @@ pub fn models_dir() -> PathBuf {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("model file {} not found; fetch it with `scripts/fetch-model.sh {name}` or pass --model FILE", path.display())]
+#[error("model file {} not found; fetch it with `scripts/fetch-model.sh {name} {}` or pass --model FILE", path.display(), weights.name())]
 pub struct ModelNotFound {
     pub path: PathBuf,
     pub name: String,
+    pub weights: WeightType,
 }
 
 /// Resolve `--model` (or the registry default) to an existing file.
@@ -82,7 +98,8 @@ pub fn resolve(explicit: Option<&Path>) -> Result<PathBuf, ModelNotFound> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(ModelNotFound { path, name: registry.default })
+        let weights = registry.default_weights();
+        Err(ModelNotFound { path, name: registry.default, weights })
     }
 }
 
@@ -101,6 +118,8 @@ mod tests {
             }
             assert_eq!(m.model_bin_sha256.len(), 64);
         }
-        assert_eq!(r.default_file_name(), "ggml-base-q8_0.bin");
+        let bf16_dot = unsafe { whisper_rs::whisper_rs_sys::ggml_cpu_has_avx512_bf16() } != 0;
+        let expected = if bf16_dot { "ggml-base-bf16.bin" } else { "ggml-base-q8_0.bin" };
+        assert_eq!(r.default_file_name(), expected);
     }
 }

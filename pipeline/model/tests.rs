@@ -116,9 +116,13 @@ fn header_round_trips_through_the_ct2_reader() {
 #[test]
 fn hyper_parameters_and_tensor_types_follow_whisper_cpp_rules() {
     let m = tiny_model();
-    for (weights, matrix_type) in
-        [(WeightType::F32, 0), (WeightType::F16, 1), (WeightType::Q8_0, 8), (WeightType::Q5_0, 6)]
-    {
+    for (weights, matrix_type) in [
+        (WeightType::F32, 0),
+        (WeightType::F16, 1),
+        (WeightType::Bf16, 30),
+        (WeightType::Q8_0, 8),
+        (WeightType::Q5_0, 6),
+    ] {
         let file = convert_bytes(&m, weights).unwrap();
         let s = ggml::read_summary(file.as_slice()).unwrap();
         assert_eq!(s.hparams.n_vocab, (VOCAB + 3) as i32);
