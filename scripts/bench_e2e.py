@@ -186,6 +186,8 @@ def run_callqa(args, plan, beam, jobs, threads):
         _, peak = measured([str(args.callqa), "run", "--input", str(args.work / "calls" / language), "--out", str(out),
                             "--config", str(config), "--jobs", str(jobs), "--reprocess", "--stats", str(stats)])
         summary = json.loads(stats.read_text())
+        # The default weights depend on the build (bf16 where ggml has AVX-512 BF16): name them.
+        args.callqa_model = summary["model"]
         wall += summary["wall_s"]
         rss = max(rss, peak)
         for k, v in summary["stage_s"].items():
@@ -265,7 +267,7 @@ def main():
         # Interleaved, so that a slow spell of the machine hits both engines alike.
         pairs = [(ours(beam, workers, threads), peer(beam, workers, threads)) for _ in range(args.repeat)]
         mine, them = summary([a for a, _ in pairs]), summary([b for _, b in pairs])
-        rows.append(("callqa base q8_0", beam, ours_label, *mine))
+        rows.append((f"callqa {args.callqa_model.removeprefix('ggml-').replace('-', ' ')}", beam, ours_label, *mine))
         rows.append(("faster-whisper base int8 + VAD", beam, peer_label, *them))
         ratios.append((beam, setting, them[0] / mine[0]))
 
