@@ -53,6 +53,7 @@ fn base_bf16_transcribes_mandarin_aishell_as_q8_0_does() {
         cer(&reference(AISHELL), &joined_text(&transcribe_file(&transcriber(weights, "zh"), &corpus(AISHELL))))
     };
     let (q8, bf16) = (error("q8_0"), error("bf16"));
+    // Measured 0.077 for both: one character of 13.
     eprintln!("measured aishell: CER q8_0 {q8:.3}, bf16 {bf16:.3}");
     assert!(bf16 <= q8 + 0.08, "bf16 CER {bf16:.3} against q8_0 {q8:.3}: one more wrong character at most");
 }

@@ -7,8 +7,9 @@
 //!
 //! The decoder is native code (whisper.cpp), which can abort or crash the process it runs
 //! in. A batch therefore decodes in [`process::WorkerProcess`]es: the same binary started as
-//! `callqa worker`, holding an [`AsrWorker`] (a [`Transcriber`] that decodes each window on a fresh whisper state) and
-//! talking over pipes. Tests and benchmarks may use an [`AsrWorker`] in process.
+//! `callqa worker`, holding an [`AsrWorker`] (a [`Transcriber`] that decodes each window on a
+//! fresh whisper state) and talking over pipes. Tests and benchmarks may use an [`AsrWorker`]
+//! in process.
 
 pub mod filter;
 mod loops;

@@ -16,9 +16,9 @@ const REGISTRY_TOML: &str = include_str!("../../models/models.toml");
 #[serde(deny_unknown_fields)]
 pub struct Registry {
     pub default: String,
-    pub default_weights: WeightType,
-    /// The default weights where ggml was built with AVX-512 BF16 dot products.
-    pub default_weights_avx512_bf16: WeightType,
+    /// Read through [`Registry::default_weights`], which picks one of these for the build.
+    default_weights: WeightType,
+    default_weights_avx512_bf16: WeightType,
     pub models: BTreeMap<String, ModelSource>,
 }
 
