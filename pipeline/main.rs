@@ -233,9 +233,37 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", one_line(&err));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error and its causes on one line, each said once: library errors name their cause in
+/// their own message too, so anyhow's `{:#}` printed it twice.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain().map(ToString::to_string) {
+        if !line.contains(&cause) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&cause);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let read = callqa::config::ConfigError::Read { path: "c.toml".into(), source: missing };
+        let err = anyhow::Error::new(read).context("starting the run");
+        let line = super::one_line(&err);
+        assert_eq!(line.matches("entity not found").count(), 1, "{line}");
+        assert!(line.starts_with("starting the run: cannot read config c.toml: "), "{line}");
     }
 }
 
