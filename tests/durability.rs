@@ -343,7 +343,8 @@ fn the_skip_key_is_what_was_computed_and_no_asr_never_erases_transcripts() {
     assert!(stdout(&with_asr).contains("calls: 2 ok, 0 failed, 0 skipped"), "{}", stdout(&with_asr));
     let calls = read_table(&out, "calls");
     assert_eq!(calls.len(), 2, "the acoustic versions were replaced");
-    let default_model = callqa::model::registry::Registry::bundled().default_file_name().replace(".bin", "");
+    let default_file = callqa::model::registry::Registry::bundled().default_file_name();
+    let default_model = callqa::asr::model_name(std::path::Path::new(&default_file));
     assert!(calls.iter().all(|c| c["model"] == default_model.as_str()), "{calls:?}");
     let utterances = read_table(&out, "utterances").len();
     assert!(utterances > 0);

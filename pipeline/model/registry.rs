@@ -56,9 +56,7 @@ impl Registry {
     /// AVX-512 BF16 dot products (a property of the build, so a binary built for such a CPU
     /// cannot run on another one anyway), q8_0 elsewhere.
     pub fn default_weights(&self) -> WeightType {
-        // SAFETY: reports a compile-time property of ggml's CPU backend.
-        let has_bf16_dot = unsafe { whisper_rs::whisper_rs_sys::ggml_cpu_has_avx512_bf16() } != 0;
-        if has_bf16_dot {
+        if has_avx512_bf16_dot() {
             self.default_weights_avx512_bf16
         } else {
             self.default_weights
@@ -68,6 +66,12 @@ impl Registry {
     pub fn default_file_name(&self) -> String {
         Self::file_name(&self.default, self.default_weights())
     }
+}
+
+/// Whether ggml's CPU kernels were compiled with AVX-512 BF16 dot products.
+fn has_avx512_bf16_dot() -> bool {
+    // SAFETY: reports a compile-time property of ggml's CPU backend.
+    unsafe { whisper_rs::whisper_rs_sys::ggml_cpu_has_avx512_bf16() != 0 }
 }
 
 /// The folder holding fetched models: `$CALLQA_MODELS_DIR`, else `./models`, else the
@@ -118,8 +122,7 @@ mod tests {
             }
             assert_eq!(m.model_bin_sha256.len(), 64);
         }
-        let bf16_dot = unsafe { whisper_rs::whisper_rs_sys::ggml_cpu_has_avx512_bf16() } != 0;
-        let expected = if bf16_dot { "ggml-base-bf16.bin" } else { "ggml-base-q8_0.bin" };
+        let expected = if has_avx512_bf16_dot() { "ggml-base-bf16.bin" } else { "ggml-base-q8_0.bin" };
         assert_eq!(r.default_file_name(), expected);
     }
 }
