@@ -83,6 +83,11 @@ pub struct AsrSettings {
     pub retry_min_speech_s: f64,
     /// Use flash attention in whisper.cpp (turns off `dtw_timestamps`). Default false.
     pub flash_attention: bool,
+    /// Decode on the GPU where callqa was built with one (`scripts/build-cuda.sh`); false
+    /// keeps such a build on the CPU. Each `--jobs` worker holds its own copy of the model on
+    /// the first visible GPU (`CUDA_VISIBLE_DEVICES` picks it). No effect on a CPU build.
+    /// Default true.
+    pub use_gpu: bool,
     /// Word timing by dynamic time warping over the model's alignment heads: far more
     /// precise than whisper.cpp's heuristic token times, which drift by up to a second.
     /// Default true.
@@ -114,6 +119,7 @@ impl Default for AsrSettings {
             fit_audio_ctx: true,
             retry_min_speech_s: 1.0,
             flash_attention: false,
+            use_gpu: true,
             dtw_timestamps: true,
             time_budget_x_audio: 10.0,
             min_time_budget_s: 120.0,
@@ -220,6 +226,7 @@ fn context_params(
 ) -> WhisperContextParameters<'static> {
     let mut params = WhisperContextParameters::default();
     params.flash_attn(settings.flash_attention);
+    params.use_gpu(settings.use_gpu);
     if dtw {
         params.dtw_parameters(DtwParameters { mode: dtw_mode(hparams), ..Default::default() });
     }

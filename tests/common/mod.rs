@@ -31,10 +31,15 @@ pub fn transcriber(weights: &str, language: &str) -> Transcriber {
     Transcriber::load(&model("base", weights), settings).expect("model loads")
 }
 
+/// Threads per whisper call in tests. cargo runs as many tests at once as there are cores,
+/// and ggml's threads spin at barriers: two tests on two threads each on a 2-core machine
+/// took several times as long as on one thread each.
+pub const DECODE_THREADS: u32 = 1;
+
 /// Transcribe one corpus file, all channels, through decode -> resample -> VAD -> ASR.
 pub fn transcribe_file(t: &Transcriber, file: &PathBuf) -> Vec<Utterance> {
     let audio = callqa::audio::decode::decode_wav(&std::fs::read(file).unwrap(), 3600.0).unwrap();
-    let mut worker = t.worker(2).unwrap();
+    let mut worker = t.worker(DECODE_THREADS).unwrap();
     let mut out = Vec::new();
     for ch in callqa::audio::to_speaker_channels(&audio, 0).unwrap() {
         let speech = callqa::vad::detect(&ch.samples_16k, &Default::default());
