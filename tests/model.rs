@@ -90,7 +90,11 @@ fn speech_whisper_passes_over_in_a_window_is_decoded_on_its_own() {
     let far_text = |retry_min_speech_s: f64| {
         let settings = AsrSettings { language: "zh".into(), beam_size: 1, retry_min_speech_s, ..Default::default() };
         let t = Transcriber::load(&model("base", "q8_0"), settings).unwrap();
-        let out = t.worker(common::DECODE_THREADS).unwrap().transcribe(Speaker::Customer, &customer.samples_16k, &speech).unwrap();
+        let out = t
+            .worker(common::DECODE_THREADS)
+            .unwrap()
+            .transcribe(Speaker::Customer, &customer.samples_16k, &speech)
+            .unwrap();
         out.utterances.iter().filter(|u| u.end_s > 22.6).map(|u| u.text.as_str()).collect::<String>()
     };
     let once = far_text(0.0);
@@ -129,7 +133,12 @@ fn detection_keeps_to_asr_languages_and_calls_without_rules_get_no_score() {
             call_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             agent_channel: None,
         };
-        let asr = Asr { decoder: &mut worker, settings: &config.asr, model_name: "base", threads: &|| common::DECODE_THREADS };
+        let asr = Asr {
+            decoder: &mut worker,
+            settings: &config.asr,
+            model_name: "base",
+            threads: &|| common::DECODE_THREADS,
+        };
         process_call(&source, std::fs::read(corpus(file)).unwrap(), String::new(), &config, Some(asr)).unwrap()
     };
     let zh = score(AISHELL, &["zh", "en"]);
