@@ -90,11 +90,8 @@ fn speech_whisper_passes_over_in_a_window_is_decoded_on_its_own() {
     let far_text = |retry_min_speech_s: f64| {
         let settings = AsrSettings { language: "zh".into(), beam_size: 1, retry_min_speech_s, ..Default::default() };
         let t = Transcriber::load(&model("base", "q8_0"), settings).unwrap();
-        let out = t
-            .worker(common::DECODE_THREADS)
-            .unwrap()
-            .transcribe(Speaker::Customer, &customer.samples_16k, &speech)
-            .unwrap();
+        let out =
+            t.worker(DECODE_THREADS).unwrap().transcribe(Speaker::Customer, &customer.samples_16k, &speech).unwrap();
         out.utterances.iter().filter(|u| u.end_s > 22.6).map(|u| u.text.as_str()).collect::<String>()
     };
     let once = far_text(0.0);
@@ -122,7 +119,7 @@ fn detection_keeps_to_asr_languages_and_calls_without_rules_get_no_score() {
             ..Default::default()
         };
         let t = Transcriber::load(&model("base", "q8_0"), settings.clone()).unwrap();
-        let mut worker = t.worker(common::DECODE_THREADS).unwrap();
+        let mut worker = t.worker(DECODE_THREADS).unwrap();
         let config = Config { asr: settings, ..Config::default() };
         let source = CallSource {
             size_bytes: None,
@@ -133,12 +130,7 @@ fn detection_keeps_to_asr_languages_and_calls_without_rules_get_no_score() {
             call_date: chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
             agent_channel: None,
         };
-        let asr = Asr {
-            decoder: &mut worker,
-            settings: &config.asr,
-            model_name: "base",
-            threads: &|| common::DECODE_THREADS,
-        };
+        let asr = Asr { decoder: &mut worker, settings: &config.asr, model_name: "base", threads: &|| DECODE_THREADS };
         process_call(&source, std::fs::read(corpus(file)).unwrap(), String::new(), &config, Some(asr)).unwrap()
     };
     let zh = score(AISHELL, &["zh", "en"]);
@@ -181,10 +173,10 @@ fn a_transcript_does_not_depend_on_what_the_worker_decoded_before() {
         joined_text(&worker.transcribe(channel.speaker, &channel.samples_16k, &speech).unwrap().utterances)
     };
     let with_fallback = load(true);
-    let mut worker = with_fallback.worker(common::DECODE_THREADS).unwrap();
+    let mut worker = with_fallback.worker(DECODE_THREADS).unwrap();
     let first = text(&mut worker);
     let second = text(&mut worker);
     assert_eq!(first, second, "decoded again by the same worker");
-    let without = text(&mut load(false).worker(common::DECODE_THREADS).unwrap());
+    let without = text(&mut load(false).worker(DECODE_THREADS).unwrap());
     assert_ne!(without, first, "fallback no longer samples on this clip: this test needs a new one");
 }
