@@ -8,7 +8,11 @@
 #   on the GPU machine, two calls a few seconds apart (the machine keeps /tmp while warm):
 #     python3 scripts/bench_gpu.py stage --pack .gpu               (carrying .gpu/part1)
 #     python3 scripts/bench_gpu.py run --pack .gpu --out "$OUT"    (carrying .gpu/part2)
-#   scripts/bench-gpu.sh score DIR     here: the table, from DIR/results.json
+#   scripts/bench-gpu.sh score DIR [PLAN]   here: the table, from DIR/results.json (PLAN: the
+#                                      pack's .gpu/part2/plan.json, or one kept beside results)
+#
+# The H100 runs of 2026-11-26 (README, Throughput) are in benches/gpu-h100-2026-11-26:
+#   scripts/bench-gpu.sh score benches/gpu-h100-2026-11-26/once benches/gpu-h100-2026-11-26/plan.json
 #
 # The GPU machine has CUDA 13.0 in /usr/local/cuda-13.0, Python with pyarrow, no Rust and no
 # network: the calls are assembled and scored here, only decoded there.
@@ -30,7 +34,7 @@ case "${1:-}" in
       --seed "${SEED:-7}" --calls "${CALLS:-12}" --out .gpu
     ;;
   score)
-    "$venv/bin/python" scripts/bench_gpu.py score --pack .gpu --results "${2:?the folder holding results.json}"
+    "$venv/bin/python" scripts/bench_gpu.py score --results "${2:?the folder holding results.json}" --plan "${3:-.gpu/part2/plan.json}"
     ;;
-  *) echo "usage: scripts/bench-gpu.sh pack | score DIR" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench-gpu.sh pack | score DIR [PLAN]" >&2; exit 2 ;;
 esac

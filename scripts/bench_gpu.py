@@ -141,7 +141,6 @@ def run(args):
                 entry["wall_s"] += summary["wall_s"]
                 entry["audio_s"] += summary["audio_s"]
                 entry["failed"] = entry.get("failed", 0) + summary["failed"]
-                entry["model_name"] = summary["model"]
                 for stage_name, seconds in summary["stage_s"].items():
                     entry["stage_s"][stage_name] = entry["stage_s"].get(stage_name, 0.0) + seconds
                 rows = ds.dataset(tables / "utterances", format="parquet", partitioning="hive").to_table().to_pylist()
@@ -178,10 +177,10 @@ def score(args):
     sys.path.insert(0, str(Path(__file__).parent))
     import bench_e2e
 
-    plan = json.loads((args.pack / "part2" / "plan.json").read_text(encoding="utf-8"))
+    plan = json.loads(args.plan.read_text(encoding="utf-8"))
     results = json.loads((args.results / "results.json").read_text(encoding="utf-8"))
     machine = results["machine"]
-    print(f"{machine['gpu']}; CPU {machine['cpu']}, {machine['cores']} cores; base q5_0; "
+    print(f"{machine['gpu']}; CPU {machine['cpu']}, {machine['cores']} cores; {results['model']}; "
           f"{len(plan)} calls, {sum(c['duration_s'] for c in plan):.0f} s, each decoded {results.get('copies', 1)} times")
     print("| setting | device | decoding | workers | call-s per wall-s | wall s | ASR s | other stages s "
           "| GPU busy % | GPU MiB | zh CER | en WER |")
@@ -189,6 +188,9 @@ def score(args):
     for entry in results["runs"]:
         if "error" in entry:
             print(f"| {entry['name']} | failed: {entry['error'][-200:]!r} |")
+            continue
+        if entry.get("failed"):
+            print(f"| {entry['name']} | {entry['failed']} calls failed: see stderr.log |")
             continue
         rates = bench_e2e.error_rates(plan, entry["texts"])
         device = "GPU" if entry["use_gpu"] else f"CPU ({machine['cores']} cores)"
@@ -224,7 +226,7 @@ def main():
     s.add_argument("--only", nargs="*", help="names from MATRIX")
     s.add_argument("--copies", type=int, default=1, help="decode each call this many times")
     s = sub.add_parser("score")
-    s.add_argument("--pack", type=Path, required=True)
+    s.add_argument("--plan", type=Path, required=True, help="pack's part2/plan.json")
     s.add_argument("--results", type=Path, required=True)
     args = p.parse_args()
     {"pack": pack, "stage": stage, "run": run, "score": score}[args.step](args)
