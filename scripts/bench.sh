@@ -26,9 +26,8 @@ isa="${ISA:-native}"
 case "$isa" in
   native) ;;
   avx2)
-    # whisper-rs-sys hands GGML_* variables to whisper.cpp's CMake; its own target folder,
-    # because cargo does not rebuild whisper.cpp when they change.
-    export CARGO_TARGET_DIR="$root/target/avx2" GGML_NATIVE=OFF GGML_AVX=ON GGML_AVX2=ON GGML_FMA=ON GGML_F16C=ON GGML_BMI2=ON
+    source "$root/scripts/ggml-portable.sh"
+    export CARGO_TARGET_DIR="$root/target/avx2"
     export CT2_FORCE_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2
     ;;
   *) echo "ISA must be native or avx2, not $isa" >&2; exit 2 ;;

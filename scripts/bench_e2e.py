@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pyarrow.dataset as ds
-import zhconv
 
 ZH = [
     "wenet-e2e__wenet/aishell-BAC009S0724W0121.wav",
@@ -91,6 +90,9 @@ def edits(a, b):
 
 
 def units(text, language):
+    # Imported here: bench_gpu.py imports this module on a machine without zhconv.
+    import zhconv
+
     text = zhconv.convert(text, "zh-cn").lower()
     if language == "zh":
         return [c for c in text if c.isalnum()]
@@ -192,11 +194,16 @@ def run_callqa(args, plan, beam, jobs, threads):
         rss = max(rss, peak)
         for k, v in summary["stage_s"].items():
             stages[k] = stages.get(k, 0.0) + v
-        table = ds.dataset(out / "utterances", format="parquet", partitioning="hive").to_table().to_pylist()
-        for row in sorted(table, key=lambda r: r["start_s"]):
-            key = f"{row['call_id']}/{row['speaker']}"
-            texts[key] = texts.get(key, "") + " " + row["text"]
+        channel_texts(out, texts)
     return wall, rss, stages, texts
+
+
+def channel_texts(tables, texts):
+    """Appends each channel's utterances under `tables`, in time order, to texts["call_id/speaker"]."""
+    rows = ds.dataset(tables / "utterances", format="parquet", partitioning="hive").to_table().to_pylist()
+    for row in sorted(rows, key=lambda r: r["start_s"]):
+        key = f"{row['call_id']}/{row['speaker']}"
+        texts[key] = texts.get(key, "") + " " + row["text"]
 
 
 def rss_by_batch_size(args, plan, copies):

@@ -20,6 +20,9 @@ import tarfile
 import time
 from pathlib import Path
 
+# This script's folder is on the path: the calls, transcripts and scoring are the CPU bench's.
+import bench_e2e
+
 # (name, use_gpu, beam, jobs, extra [asr] lines), most wanted first: a run cut short by the
 # call's time limit still returns what it finished.
 MATRIX = [
@@ -44,9 +47,6 @@ PART_LIMIT = 60 << 20
 
 
 def pack(args):
-    sys.path.insert(0, str(Path(__file__).parent))
-    import bench_e2e
-
     out = args.out
     shutil.rmtree(out, ignore_errors=True)
     (out / "part1").mkdir(parents=True)
@@ -115,7 +115,6 @@ def run(args):
     smi = subprocess.Popen(["nvidia-smi", "--query-gpu=timestamp,utilization.gpu,memory.used", "--format=csv,noheader",
                             "-lms", "200"], stdout=open(out / "smi.csv", "w"))
     results = {"machine": machine, "model": MODEL, "copies": args.copies, "runs": []}
-    import pyarrow.dataset as ds
     try:
         for name, use_gpu, beam, jobs, extra in MATRIX:
             if args.only and name not in args.only:
@@ -143,10 +142,7 @@ def run(args):
                 entry["failed"] = entry.get("failed", 0) + summary["failed"]
                 for stage_name, seconds in summary["stage_s"].items():
                     entry["stage_s"][stage_name] = entry["stage_s"].get(stage_name, 0.0) + seconds
-                rows = ds.dataset(tables / "utterances", format="parquet", partitioning="hive").to_table().to_pylist()
-                for row in sorted(rows, key=lambda r: r["start_s"]):
-                    key = f"{row['call_id']}/{row['speaker']}"
-                    entry["texts"][key] = entry["texts"].get(key, "") + " " + row["text"]
+                bench_e2e.channel_texts(tables, entry["texts"])
             entry["ended"] = time.time()
             entry["gpu"] = gpu_load(out / "smi.csv", entry["started"], entry["ended"])
             results["runs"].append(entry)
@@ -174,9 +170,6 @@ def gpu_load(smi_csv, start, end):
 
 
 def score(args):
-    sys.path.insert(0, str(Path(__file__).parent))
-    import bench_e2e
-
     plan = json.loads(args.plan.read_text(encoding="utf-8"))
     results = json.loads((args.results / "results.json").read_text(encoding="utf-8"))
     machine = results["machine"]

@@ -35,10 +35,8 @@ mkdir -p "$stubs"
 [[ -f "$stubs/libculibos.a" ]] || ar rcs "$stubs/libculibos.a"
 export PATH="$cuda/bin:$PATH" CUDACXX="$cuda/bin/nvcc" CUDAToolkit_ROOT="$cuda"
 export CMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90}" GGML_CUDA_NO_VMM=ON
-# The binary runs on GPU machines, not on the one that built it: ggml's CPU code for a
-# portable x86-64 (AVX2, FMA, F16C) rather than this CPU's own instructions, which another
-# machine may lack (SIGILL). whisper-rs-sys hands GGML_* variables to whisper.cpp's CMake.
-export GGML_NATIVE=OFF GGML_AVX=ON GGML_AVX2=ON GGML_FMA=ON GGML_F16C=ON GGML_BMI2=ON
+# The binary runs on GPU machines, not on the one that built it.
+source "$root/scripts/ggml-portable.sh"
 export RUSTFLAGS="-L native=$cuda/lib -L native=$stubs"
 cd "$root"
 cargo build --release --features cuda --bin callqa --target-dir target/cuda

@@ -23,6 +23,11 @@ if ! command -v cargo-fuzz >/dev/null; then
   cargo install --quiet --locked --root "$cache/cargo-fuzz" cargo-fuzz
 fi
 export RUSTC_BOOTSTRAP=1
+# The fuzz build compiles whisper.cpp again (other flags, other target folder): through ccache
+# where there is one, it reuses the objects of the ordinary build (scripts/test.sh).
+if command -v ccache >/dev/null; then
+  export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
+fi
 cd "$root"
 cargo fuzz build --fuzz-dir tests/fuzz -s none --release
 for target in "${targets[@]}"; do

@@ -9,6 +9,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { printf 'setup: %s\n' "$*" >&2; }
 
+testing=false
+[[ "${1:-}" == "--test" ]] && testing=true
+
 # System packages: cmake builds whisper.cpp, libclang drives bindgen, espeak-ng and sox rebuild fixtures.
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
@@ -16,6 +19,13 @@ ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' || missing+=(libclang-d
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v sox >/dev/null || missing+=(sox)
 command -v c++ >/dev/null || missing+=(build-essential)
+if $testing; then
+  # The report test looks at the HTML page in a real browser; PySpark reads the tables on a
+  # JVM; ccache gives the fuzz build (scripts/fuzz.sh) the whisper.cpp objects the tests compiled.
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v ccache >/dev/null || missing+=(ccache)
+fi
 if ((${#missing[@]})); then
   say "installing ${missing[*]}"
   sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
@@ -25,23 +35,10 @@ fi
 
 # q8_0 runs everywhere (the tests name it); the default for this build may be bf16 instead.
 "$root/scripts/fetch-model.sh" base q8_0
-(cd "$root" && cargo build --release --quiet --bin callqa)
-read -r default_model default_weights < <("$root/target/release/callqa" model default)
-"$root/scripts/fetch-model.sh" "$default_model" "$default_weights"
-
-if [[ "${1:-}" == "--test" ]]; then
+if $testing; then
+  # Every weight the tests name, either default among them: no build needed to ask which.
   "$root/scripts/fetch-model.sh" base f16
   "$root/scripts/fetch-model.sh" base bf16
-  # The report test looks at the HTML page in a real browser; PySpark reads the tables on a JVM.
-  browser_and_java=()
-  command -v chromium >/dev/null || browser_and_java+=(chromium)
-  command -v java >/dev/null || browser_and_java+=(openjdk-17-jre-headless)
-  if ((${#browser_and_java[@]})); then
-    say "installing ${browser_and_java[*]}"
-    sudo_cmd=(); [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-    "${sudo_cmd[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${browser_and_java[@]}" >/dev/null
-  fi
   # A project venv with the real clients the interoperability tests read our Parquet with.
   venv="$root/.venv"
   if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pyarrow, duckdb, polars, pandas, nbconvert, ipykernel, matplotlib, yaml, pyspark, moto, boto3' 2>/dev/null; then
@@ -49,4 +46,8 @@ if [[ "${1:-}" == "--test" ]]; then
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/scripts/requirements-test.txt"
   fi
+else
+  (cd "$root" && cargo build --release --quiet --bin callqa)
+  read -r default_model default_weights < <("$root/target/release/callqa" model default)
+  "$root/scripts/fetch-model.sh" "$default_model" "$default_weights"
 fi

@@ -5,6 +5,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh" --test
 export CALLQA_PYTHON="$root/.venv/bin/python"
+# whisper.cpp's objects through ccache (setup.sh --test installs it): the fuzz build below
+# compiles the same C++ again, and gets it from the cache. whisper-rs-sys hands CMAKE_*
+# variables to whisper.cpp's CMake.
+export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
 cd "$root"
 # Benchmarks must keep compiling (scripts/bench*.sh run them); they are measurements, not tests.
 cargo build --release --benches --features test-hooks
