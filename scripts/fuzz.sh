@@ -10,6 +10,8 @@
 # cargo-fuzz is installed into ~/.cache/callqa/cargo-fuzz on first use; libFuzzer needs
 # nightly flags, which RUSTC_BOOTSTRAP=1 allows on the stable toolchain. No sanitizer: the
 # code under test is safe Rust, and the coverage-guided search is what finds panics.
+# CALLQA_FUZZ_BUILD=dev builds unoptimised, with overflow checks (the smoke in scripts/test.sh);
+# the default, release, runs several times as many inputs per second.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-60}"
@@ -23,18 +25,14 @@ if ! command -v cargo-fuzz >/dev/null; then
   cargo install --quiet --locked --root "$cache/cargo-fuzz" cargo-fuzz
 fi
 export RUSTC_BOOTSTRAP=1
-# The fuzz build compiles whisper.cpp again (other flags, other target folder): through ccache
-# where there is one, it reuses the objects of the ordinary build (scripts/test.sh).
-if command -v ccache >/dev/null; then
-  export CMAKE_C_COMPILER_LAUNCHER=ccache CMAKE_CXX_COMPILER_LAUNCHER=ccache
-fi
 cd "$root"
-cargo fuzz build --fuzz-dir tests/fuzz -s none --release
+build="--${CALLQA_FUZZ_BUILD:-release}"
+cargo fuzz build --fuzz-dir tests/fuzz -s none "$build"
 for target in "${targets[@]}"; do
   corpus="$cache/fuzz-corpus/$target"
   mkdir -p "$corpus" "tests/fuzz/artifacts/$target"
   echo "fuzz: $target for ${seconds}s" >&2
-  cargo fuzz run --fuzz-dir tests/fuzz -s none --release "$target" "$corpus" "fixtures/fuzz/$target" -- \
+  cargo fuzz run --fuzz-dir tests/fuzz -s none "$build" "$target" "$corpus" "fixtures/fuzz/$target" -- \
     -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="tests/fuzz/artifacts/$target/" 2>&1 | grep -E "^(stat::|#[0-9]+.*DONE|==|SUMMARY|Done)" || true
   if compgen -G "tests/fuzz/artifacts/$target/*" >/dev/null; then

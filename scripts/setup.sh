@@ -20,11 +20,9 @@ command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v sox >/dev/null || missing+=(sox)
 command -v c++ >/dev/null || missing+=(build-essential)
 if $testing; then
-  # The report test looks at the HTML page in a real browser; PySpark reads the tables on a
-  # JVM; ccache gives the fuzz build (scripts/fuzz.sh) the whisper.cpp objects the tests compiled.
+  # The report test looks at the HTML page in a real browser; PySpark reads the tables on a JVM.
   command -v chromium >/dev/null || missing+=(chromium)
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
-  command -v ccache >/dev/null || missing+=(ccache)
 fi
 if ((${#missing[@]})); then
   say "installing ${missing[*]}"
@@ -44,7 +42,9 @@ if $testing; then
   if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pyarrow, duckdb, polars, pandas, nbconvert, ipykernel, matplotlib, yaml, pyspark, moto, boto3' 2>/dev/null; then
     say "creating $venv with pyarrow, duckdb, polars, pandas, nbconvert"
     python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$root/scripts/requirements-test.txt"
+    # --no-compile: byte-compiling PySpark and the rest at install took 3 of pip's 4 minutes.
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
+      -r "$root/scripts/requirements-test.txt"
   fi
 else
   (cd "$root" && cargo build --release --quiet --bin callqa)
