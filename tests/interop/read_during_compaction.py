@@ -3,7 +3,8 @@
 Every round reads each table with pyarrow and with DuckDB and compares the rows per call with
 the expected counts. A read that fails because a file it listed was swapped away is counted
 as a retry (the query is simply run again); a read that succeeds with other counts is a
-mismatch. Stops when STOP_FILE exists, then prints a JSON report.
+mismatch. Writes STOP_FILE.ready once its imports are done; stops when STOP_FILE exists, then
+prints a JSON report.
 
 Usage: read_during_compaction.py OUT_DIR EXPECTED_JSON STOP_FILE
 EXPECTED_JSON: {"table": {"call_id": rows, ...}, ...}
@@ -20,6 +21,8 @@ out, expected_path, stop_file = sys.argv[1:4]
 expected = json.load(open(expected_path))
 report = {"rounds": 0, "reads": 0, "retries": 0, "mismatches": []}
 con = duckdb.connect()
+# Imported and connected: the caller may start the compaction now.
+open(f"{stop_file}.ready", "w").close()
 
 
 def pyarrow_counts(table):
