@@ -141,9 +141,7 @@ fn assert_exactly_once(out: &Path, reference: &Path, ids: &[String]) {
 fn killed_at_random_instants_every_call_lands_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("calls");
-    // Four calls: a run is then short enough for 24 kills to fit a CI budget (8 took 9 min on
-    // a 2-vCPU AVX2 machine), and long enough that most kills land mid-way.
-    let ids = write_calls(&input, 4, 0x5eed_2026_1125);
+    let ids = write_calls(&input, 8, 0x5eed_2026_1125);
     let config = config(dir.path(), "");
     let reference = dir.path().join("reference");
     // Timed as the killed runs will run: a commit per call, file operations slowed.
