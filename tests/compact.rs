@@ -9,7 +9,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -129,11 +129,7 @@ fn readers_never_see_a_call_twice_and_a_second_compaction_changes_nothing() {
         .unwrap();
     // The reader's imports take seconds, more where Python compiles them on every start.
     let ready = stop.with_extension("ready");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
-        assert!(Instant::now() < deadline, "the reader never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(60), "the reader never started", || ready.exists());
     let stdout = ok(&mut compact(&out, 25));
     std::fs::write(&stop, b"").unwrap();
     let report = reader.wait_with_output().unwrap();

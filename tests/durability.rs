@@ -313,11 +313,9 @@ fn a_second_run_on_the_same_output_stops_at_once_naming_the_first() {
         .spawn()
         .unwrap();
     let lock = out.join(".callqa.lock");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&lock).map_or(true, |t| t.is_empty()) {
-        assert!(Instant::now() < deadline, "the first run never took the lock");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(30), "the first run never took the lock", || {
+        std::fs::read_to_string(&lock).is_ok_and(|t| !t.is_empty())
+    });
     let clock = Instant::now();
     let second = run(&input, &out, &config, &[], None);
     assert!(clock.elapsed() < Duration::from_secs(10));

@@ -31,11 +31,9 @@ impl S3Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("moto runs (scripts/setup.sh --test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the S3 server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until(Duration::from_secs(30), "the S3 server did not start", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         S3Server { child, endpoint: format!("http://127.0.0.1:{port}") }
     }
 

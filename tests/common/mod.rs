@@ -117,6 +117,15 @@ pub fn python() -> String {
     std::env::var("CALLQA_PYTHON").unwrap_or_else(|_| repo().join(".venv/bin/python").display().to_string())
 }
 
+/// Polls `ready` every 50 ms until it holds; fails the test naming `what` after `limit`.
+pub fn wait_until(limit: std::time::Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 pub fn callqa_bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_callqa"))
 }
