@@ -222,6 +222,17 @@ enum ModelCommand {
     Default,
 }
 
+extern "C" {
+    /// Defined by `scripts/whisper-cpp/sgemm-q8_0-five-columns.patch`.
+    fn callqa_sgemm_q8_0_five_columns() -> std::ffi::c_int;
+}
+
+/// Makes a callqa whose whisper.cpp missed the repository's patches (built without its
+/// `.cargo/config.toml`, e.g. from outside the checkout) fail to link, rather than decode beam
+/// search more slowly.
+#[used]
+static REQUIRES_PATCHED_WHISPER_CPP: unsafe extern "C" fn() -> std::ffi::c_int = callqa_sgemm_q8_0_five_columns;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

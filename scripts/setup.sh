@@ -12,9 +12,11 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 testing=false
 [[ "${1:-}" == "--test" ]] && testing=true
 
-# System packages: cmake builds whisper.cpp, libclang drives bindgen, espeak-ng and sox rebuild fixtures.
+# System packages: cmake builds whisper.cpp, patch applies scripts/whisper-cpp/*.patch to it,
+# libclang drives bindgen, espeak-ng and sox rebuild fixtures.
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
+command -v patch >/dev/null || missing+=(patch)
 ldconfig -p 2>/dev/null | grep -q 'libclang[-.0-9]*\.so' || missing+=(libclang-dev clang)
 command -v espeak-ng >/dev/null || missing+=(espeak-ng)
 command -v sox >/dev/null || missing+=(sox)
