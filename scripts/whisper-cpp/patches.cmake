@@ -3,8 +3,10 @@
 # CMAKE_PROJECT_ggml_INCLUDE; whisper-rs-sys hands every CMAKE_* variable to whisper.cpp's
 # CMake, which includes the file when ggml's project() is configured. By then whisper-rs-sys has
 # copied the sources into its OUT_DIR, so the patches change that private copy only.
-# Each *.patch here applies once (configure runs on every build); one that no longer applies,
-# after a whisper-rs-sys upgrade, stops the build with its name.
+# Each *.patch here applies once (CMake configures again whenever whisper-rs-sys's build script
+# reruns); one that no longer applies, after a whisper-rs-sys upgrade, stops the build with its
+# name. That build script does not watch this folder: after editing a patch, run
+# `cargo clean -p whisper-rs-sys`.
 file(GLOB callqa_patches "${CMAKE_CURRENT_LIST_DIR}/*.patch")
 foreach(callqa_patch IN LISTS callqa_patches)
   get_filename_component(callqa_patch_name "${callqa_patch}" NAME)
