@@ -33,6 +33,24 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# whisper-rs-sys copies whisper.cpp into its OUT_DIR once and reruns its build script only on
+# its own triggers, so a target folder built before a patch in scripts/whisper-cpp/ was added
+# or changed keeps an unpatched copy (the link then fails on a callqa_* symbol). Such a copy is
+# cleaned here, and the next build copies and patches whisper.cpp afresh.
+for copy in "$root"/target/{,*/}*/build/whisper-rs-sys-*/out/whisper.cpp; do
+  [[ -d "$copy" ]] || continue
+  profile_dir="${copy%/build/whisper-rs-sys-*}"
+  profile="${profile_dir##*/}"
+  [[ "$profile" == debug ]] && profile=dev
+  for patch_file in "$root"/scripts/whisper-cpp/*.patch; do
+    if ! patch -d "$copy" -p1 --reverse --dry-run --force --silent -i "$patch_file" >/dev/null 2>&1; then
+      say "${profile_dir#"$root"/}: whisper.cpp lacks $(basename "$patch_file"), rebuilding it"
+      (cd "$root" && cargo clean --quiet -p whisper-rs-sys --profile "$profile" --target-dir "${profile_dir%/*}")
+      break
+    fi
+  done
+done
+
 # q8_0 runs everywhere (the tests name it); the default for this build may be bf16 instead.
 "$root/scripts/fetch-model.sh" base q8_0
 if $testing; then

@@ -5,8 +5,8 @@
 # copied the sources into its OUT_DIR, so the patches change that private copy only.
 # Each *.patch here applies once (CMake configures again whenever whisper-rs-sys's build script
 # reruns); one that no longer applies, after a whisper-rs-sys upgrade, stops the build with its
-# name. That build script does not watch this folder: after editing a patch, run
-# `cargo clean -p whisper-rs-sys`.
+# name. That build script does not watch this folder: scripts/setup.sh cleans whisper-rs-sys in
+# any target folder whose copy lacks one of these patches.
 file(GLOB callqa_patches "${CMAKE_CURRENT_LIST_DIR}/*.patch")
 foreach(callqa_patch IN LISTS callqa_patches)
   get_filename_component(callqa_patch_name "${callqa_patch}" NAME)
