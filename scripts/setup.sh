@@ -57,6 +57,7 @@ if $testing; then
   # Every weight the tests name, either default among them: no build needed to ask which.
   "$root/scripts/fetch-model.sh" base f16
   "$root/scripts/fetch-model.sh" base bf16
+  "$root/scripts/fetch-model.sh" base q8_0-f16enc
   # A project venv with the real clients the interoperability tests read our Parquet with.
   venv="$root/.venv"
   if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pyarrow, duckdb, polars, pandas, nbconvert, ipykernel, matplotlib, yaml, pyspark, moto, boto3' 2>/dev/null; then

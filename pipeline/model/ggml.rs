@@ -14,6 +14,9 @@ use super::ConvertError;
 pub const MAGIC: u32 = 0x6767_6d6c;
 /// `GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR`: added to the file type of quantised files.
 const QUANTIZED_FTYPE_BASE: i32 = 2000;
+/// Added to the file type of a file whose encoder matrices are f16 (see
+/// [`WeightType::Q8_0F16Enc`]); read by `scripts/whisper-cpp/whisper-f16-encoder-matrices.patch`.
+const FTYPE_F16_ENCODER: i32 = 1_000_000;
 
 /// The storage type of a model's 2-D weight matrices, as the user asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize)]
@@ -27,6 +30,13 @@ pub enum WeightType {
     Q8_0,
     #[value(name = "q5_0")]
     Q5_0,
+    /// q8_0, except the encoder's matrices, which are f16: the encoder multiplies a window's
+    /// frames at once, where ggml's f16 tiles beat its q8_0 tiles on AVX2, while the decoder
+    /// multiplies a token per beam, where the bytes read decide. Only whisper.cpp with
+    /// callqa's patches reads such a file.
+    #[value(name = "q8_0-f16enc")]
+    #[serde(rename = "q8_0-f16enc")]
+    Q8_0F16Enc,
 }
 
 impl WeightType {
@@ -37,6 +47,7 @@ impl WeightType {
             WeightType::Bf16 => "bf16",
             WeightType::Q8_0 => "q8_0",
             WeightType::Q5_0 => "q5_0",
+            WeightType::Q8_0F16Enc => "q8_0-f16enc",
         }
     }
 
@@ -48,16 +59,20 @@ impl WeightType {
             WeightType::Bf16 => sys::ggml_ftype_GGML_FTYPE_MOSTLY_BF16 as i32,
             WeightType::Q8_0 => QUANTIZED_FTYPE_BASE + 7,
             WeightType::Q5_0 => QUANTIZED_FTYPE_BASE + 8,
+            WeightType::Q8_0F16Enc => FTYPE_F16_ENCODER + QUANTIZED_FTYPE_BASE + 7,
         }
     }
 
-    pub fn tensor_type(self) -> TensorType {
+    /// The type of a 2-D weight matrix: `name` is its GGML tensor name.
+    pub fn matrix_type(self, name: &str) -> TensorType {
         match self {
             WeightType::F32 => TensorType::F32,
             WeightType::F16 => TensorType::F16,
             WeightType::Bf16 => TensorType::Bf16,
             WeightType::Q8_0 => TensorType::Q8_0,
             WeightType::Q5_0 => TensorType::Q5_0,
+            WeightType::Q8_0F16Enc if name.starts_with("encoder.") => TensorType::F16,
+            WeightType::Q8_0F16Enc => TensorType::Q8_0,
         }
     }
 }

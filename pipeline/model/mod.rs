@@ -2,7 +2,7 @@
 //!
 //! In: a CTranslate2 Whisper directory (`model.bin` + `vocabulary.{txt,json}`), as shipped in
 //! PyPI wheels. Out: a whisper.cpp GGML file that whisper-rs loads, with 2-D weights stored as
-//! f32, f16, q8_0 or q5_0. Anything the GGML layout cannot represent (a separate output
+//! f32, f16, bf16, q8_0, q5_0, or q8_0 with f16 encoder matrices. Anything the GGML layout cannot represent (a separate output
 //! projection, a non-zero key bias, unknown dtypes) is refused with a reason.
 
 pub mod ct2;
@@ -256,7 +256,7 @@ pub fn convert(
         let ty = match (t.role, weights) {
             (Role::AlwaysF32, _) | (_, WeightType::F32) => TensorType::F32,
             (Role::ConvKernel, _) => TensorType::F16,
-            (Role::Matrix, w) => w.tensor_type(),
+            (Role::Matrix, w) => w.matrix_type(&t.name),
         };
         let data =
             ggml::encode(&t.values, &t.shape, ty).map_err(|e| ConvertError::Unsupported(format!("{}: {e}", t.name)))?;

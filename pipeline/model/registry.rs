@@ -54,7 +54,7 @@ impl Registry {
 
     /// The default weights for this build of whisper.cpp: bf16 where its CPU kernels have
     /// AVX-512 BF16 dot products (a property of the build, so a binary built for such a CPU
-    /// cannot run on another one anyway), q8_0 elsewhere.
+    /// cannot run on another one anyway), q8_0 with f16 encoder matrices elsewhere.
     pub fn default_weights(&self) -> WeightType {
         if has_avx512_bf16_dot() {
             self.default_weights_avx512_bf16
@@ -122,7 +122,7 @@ mod tests {
             }
             assert_eq!(m.model_bin_sha256.len(), 64);
         }
-        let expected = if has_avx512_bf16_dot() { "ggml-base-bf16.bin" } else { "ggml-base-q8_0.bin" };
+        let expected = if has_avx512_bf16_dot() { "ggml-base-bf16.bin" } else { "ggml-base-q8_0-f16enc.bin" };
         assert_eq!(r.default_file_name(), expected);
     }
 }

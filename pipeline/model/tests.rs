@@ -116,12 +116,14 @@ fn header_round_trips_through_the_ct2_reader() {
 #[test]
 fn hyper_parameters_and_tensor_types_follow_whisper_cpp_rules() {
     let m = tiny_model();
-    for (weights, matrix_type) in [
-        (WeightType::F32, 0),
-        (WeightType::F16, 1),
-        (WeightType::Bf16, 30),
-        (WeightType::Q8_0, 8),
-        (WeightType::Q5_0, 6),
+    // (weights, type of the decoder's matrices, type of the encoder's)
+    for (weights, decoder_type, encoder_type) in [
+        (WeightType::F32, 0, 0),
+        (WeightType::F16, 1, 1),
+        (WeightType::Bf16, 30, 30),
+        (WeightType::Q8_0, 8, 8),
+        (WeightType::Q5_0, 6, 6),
+        (WeightType::Q8_0F16Enc, 8, 1),
     ] {
         let file = convert_bytes(&m, weights).unwrap();
         let s = ggml::read_summary(file.as_slice()).unwrap();
@@ -141,8 +143,16 @@ fn hyper_parameters_and_tensor_types_follow_whisper_cpp_rules() {
         assert_eq!(find("encoder.conv1.bias"), ("encoder.conv1.bias".into(), vec![1, D as i32], 0));
         assert_eq!(find("encoder.conv1.weight").2, if weights == WeightType::F32 { 0 } else { 1 });
         assert_eq!(find("encoder.conv1.weight").1, vec![3, MELS as i32, D as i32]);
-        assert_eq!(find("decoder.token_embedding.weight").2, matrix_type);
-        assert_eq!(find("decoder.blocks.0.cross_attn.value.weight").2, matrix_type);
+        for name in [
+            "decoder.token_embedding.weight",
+            "decoder.blocks.0.mlp.0.weight",
+            "decoder.blocks.0.cross_attn.value.weight",
+        ] {
+            assert_eq!(find(name).2, decoder_type, "{weights:?} {name}");
+        }
+        for name in ["encoder.blocks.0.attn.query.weight", "encoder.blocks.0.mlp.2.weight"] {
+            assert_eq!(find(name).2, encoder_type, "{weights:?} {name}");
+        }
         // No key biases, no separate projection.
         assert!(s.tensors.iter().all(|t| !t.0.ends_with("key.bias") && !t.0.contains("projection")));
         // 2 conv*2 + 2 pos + emb + 2 ln_post/ln*2 + encoder block 15 + decoder block 24
