@@ -2,9 +2,10 @@
 # Install what callqa needs on a fresh Debian machine with the Rust toolchain, and fetch the
 # default model. Safe to run again: it installs only what is missing.
 #
-#   scripts/setup.sh            build tools + default model (base q8_0, or base bf16 where
+#   scripts/setup.sh            build tools + default model (base q8_0-f16enc, or base bf16 where
 #                               whisper.cpp is built with AVX-512 BF16: `callqa model default`)
-#   scripts/setup.sh --test     also the f16 and bf16 models and the Python packages the tests read Parquet with
+#   scripts/setup.sh --test     also the q8_0, f16, bf16 and q8_0-f16enc models and the Python
+#                               packages the tests read Parquet with
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -51,7 +52,7 @@ for copy in "$root"/target/{,*/}*/build/whisper-rs-sys-*/out/whisper.cpp; do
   done
 done
 
-# q8_0 runs everywhere (the tests name it); the default for this build may be bf16 instead.
+# q8_0 runs everywhere (the tests name it); the default for this build is q8_0-f16enc or bf16.
 "$root/scripts/fetch-model.sh" base q8_0
 if $testing; then
   # Every weight the tests name, either default among them: no build needed to ask which.
