@@ -36,8 +36,9 @@ fi
 
 # whisper-rs-sys copies whisper.cpp into its OUT_DIR once and reruns its build script only on
 # its own triggers, so a target folder built before a patch in scripts/whisper-cpp/ was added
-# or changed keeps an unpatched copy (the link then fails on a callqa_* symbol). Such a copy is
-# cleaned here, and the next build copies and patches whisper.cpp afresh.
+# or changed keeps an unpatched copy (the link then fails on a callqa_* symbol, or q8_0-f16enc
+# files fail to load). Such a copy is cleaned here, and the next build copies and patches
+# whisper.cpp afresh.
 for copy in "$root"/target/{,*/}*/build/whisper-rs-sys-*/out/whisper.cpp; do
   [[ -d "$copy" ]] || continue
   profile_dir="${copy%/build/whisper-rs-sys-*}"

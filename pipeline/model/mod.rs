@@ -2,8 +2,9 @@
 //!
 //! In: a CTranslate2 Whisper directory (`model.bin` + `vocabulary.{txt,json}`), as shipped in
 //! PyPI wheels. Out: a whisper.cpp GGML file that whisper-rs loads, with 2-D weights stored as
-//! f32, f16, bf16, q8_0, q5_0, or q8_0 with f16 encoder matrices. Anything the GGML layout cannot represent (a separate output
-//! projection, a non-zero key bias, unknown dtypes) is refused with a reason.
+//! f32, f16, bf16, q8_0, q5_0, or q8_0 with f16 encoder matrices. Anything the GGML layout
+//! cannot represent (a separate output projection, a non-zero key bias, unknown dtypes) is
+//! refused with a reason.
 
 pub mod ct2;
 pub mod ggml;
