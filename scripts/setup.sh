@@ -46,7 +46,7 @@ for copy in "$root"/target/{,*/}*/build/whisper-rs-sys-*/out/whisper.cpp; do
   [[ "$profile" == debug ]] && profile=dev
   for patch_file in "$root"/scripts/whisper-cpp/*.patch; do
     if ! patch -d "$copy" -p1 --reverse --dry-run --force --silent -i "$patch_file" >/dev/null 2>&1; then
-      say "${profile_dir#"$root"/}: whisper.cpp lacks $(basename "$patch_file"), rebuilding it"
+      say "${profile_dir#"$root"/}: whisper.cpp lacks $(basename "$patch_file"); cleaning whisper-rs-sys there, the next build copies and patches it again"
       (cd "$root" && cargo clean --quiet -p whisper-rs-sys --profile "$profile" --target-dir "${profile_dir%/*}")
       break
     fi
