@@ -7,22 +7,16 @@ most of the work) and with the default configuration. Prints a Markdown table.
 """
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import boto3
+from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_shards import build_calls  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():
@@ -33,17 +27,11 @@ def main():
     parser.add_argument("--calls", type=int, default=8)
     args = parser.parse_args()
     folder, audio_s = build_calls(args.callqa, args.corpus, args.work, args.calls)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Port 0: the kernel picks a free port and the server holds it from the start.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
     try:
-        endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        endpoint = "http://127.0.0.1:%d" % server.get_host_and_port()[1]
         s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
                           region_name="us-east-1")
         for bucket in ("bench-in", "bench-out"):
@@ -65,7 +53,7 @@ def main():
                 times[where] = time.perf_counter() - start
                 rows.append((mode, where, times[where], times["local disk"] / times[where]))
     finally:
-        server.kill()
+        server.stop()
     print(f"{args.calls} two-channel 8 kHz calls, {audio_s:.0f} s of audio; S3 is moto on loopback")
     print()
     print("| run | recordings and tables on | wall s | call-s per wall-s | vs local disk |")

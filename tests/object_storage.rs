@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,16 +24,16 @@ struct S3Server {
 
 impl S3Server {
     fn start() -> S3Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(python())
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
+        let mut child = Command::new(python())
+            .arg(repo().join("tests/interop/s3_server.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("moto runs (scripts/setup.sh --test installs it)");
-        wait_until(Duration::from_secs(30), "the S3 server did not start", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut port).unwrap();
+        let port: u16 = port.trim().parse().expect("the S3 server printed the port it listens on");
         S3Server { child, endpoint: format!("http://127.0.0.1:{port}") }
     }
 
