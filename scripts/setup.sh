@@ -53,6 +53,20 @@ for copy in "$root"/target/{,*/}*/build/whisper-rs-sys-*/out/whisper.cpp; do
   done
 done
 
+# A project venv with the real clients the interoperability tests read our Parquet with. Its
+# downloads run beside the model fetch, which builds callqa on a fresh machine.
+venv="$root/.venv"
+venv_job=
+if $testing && { [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pyarrow, duckdb, polars, pandas, nbconvert, ipykernel, matplotlib, yaml, pyspark, moto, boto3' 2>/dev/null; }; then
+  say "creating $venv with pyarrow, duckdb, polars, pandas, nbconvert (beside the models)"
+  venv_log="$(mktemp)"
+  # --no-compile: byte-compiling PySpark and the rest at install took 3 of pip's 4 minutes.
+  (python3 -m venv "$venv" && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
+    -r "$root/scripts/requirements-test.txt") >"$venv_log" 2>&1 &
+  venv_job=$!
+  trap '[[ -n "$venv_job" ]] && kill "$venv_job" 2>/dev/null; true' EXIT
+fi
+
 # q8_0 runs everywhere (the tests name it); the default for this build is q8_0-f16enc or bf16.
 "$root/scripts/fetch-model.sh" base q8_0
 if $testing; then
@@ -60,17 +74,18 @@ if $testing; then
   "$root/scripts/fetch-model.sh" base f16
   "$root/scripts/fetch-model.sh" base bf16
   "$root/scripts/fetch-model.sh" base q8_0-f16enc
-  # A project venv with the real clients the interoperability tests read our Parquet with.
-  venv="$root/.venv"
-  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import pyarrow, duckdb, polars, pandas, nbconvert, ipykernel, matplotlib, yaml, pyspark, moto, boto3' 2>/dev/null; then
-    say "creating $venv with pyarrow, duckdb, polars, pandas, nbconvert"
-    python3 -m venv "$venv"
-    # --no-compile: byte-compiling PySpark and the rest at install took 3 of pip's 4 minutes.
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
-      -r "$root/scripts/requirements-test.txt"
-  fi
 else
   (cd "$root" && cargo build --release --quiet --bin callqa)
   read -r default_model default_weights < <("$root/target/release/callqa" model default)
   "$root/scripts/fetch-model.sh" "$default_model" "$default_weights"
+fi
+
+if [[ -n "$venv_job" ]]; then
+  if ! wait "$venv_job"; then
+    cat "$venv_log" >&2
+    say "ERROR: creating $venv failed (pip's output above)"
+    exit 1
+  fi
+  venv_job=
+  rm -f "$venv_log"
 fi
