@@ -26,6 +26,7 @@ use whisper_rs::{
     WhisperState,
 };
 
+use crate::metrics::rate::{self, RateUnit};
 use crate::record::{Speaker, SpeechInterval, TimedToken, Utterance};
 use crate::textnorm::to_simplified;
 use filter::{DropCounts, FilterSettings};
@@ -78,8 +79,9 @@ pub struct AsrSettings {
     /// about the same CER/WER on the benchmark calls (README, Throughput). Default true.
     pub fit_audio_ctx: bool,
     /// Decode again, on their own, the packed pieces of a window that Whisper returned no
-    /// text for when they hold at least this much detected speech (seconds); 0 turns the
-    /// second pass off. Default 1.0.
+    /// text for, or almost none (under 0.3 words, or Han characters, per second of speech),
+    /// when they hold at least this much detected speech (seconds); the fuller of the two
+    /// readings is kept. 0 turns the second pass off. Default 1.0.
     pub retry_min_speech_s: f64,
     /// Use flash attention in whisper.cpp (turns off `dtw_timestamps`). Default false.
     pub flash_attention: bool,
@@ -340,18 +342,36 @@ fn fitted_audio_ctx(samples: usize) -> i32 {
     (frames + MARGIN_FRAMES).next_multiple_of(16).min(1500) as i32
 }
 
-/// Pieces of a decoded window that no utterance came from although they hold at least
-/// `min_speech_s` of detected speech. Whisper sometimes ends its transcript early (after a
-/// quiet or far-field stretch) or passes over a piece; decoded again without their
-/// neighbours, such pieces are usually transcribed.
-fn skipped_pieces(window: &windows::Window, found: &[Utterance], min_speech_s: f64) -> Vec<windows::Piece> {
+/// Pieces of a decoded window with at least `min_speech_s` of detected speech but almost no
+/// text from it: none, or fewer than `MIN_UNITS_PER_SPEECH_S` units (words; Han characters in
+/// Chinese) per second of speech. Whisper sometimes ends its transcript early (after a quiet or
+/// far-field stretch) or passes over a piece, at times leaving a stray word there (seen: one
+/// "moment." for 10.4 s of English speech at beam 5); decoded again without their neighbours,
+/// such pieces are usually transcribed.
+fn skipped_pieces(
+    window: &windows::Window,
+    found: &[Utterance],
+    min_speech_s: f64,
+    unit: RateUnit,
+) -> Vec<windows::Piece> {
+    /// A tenth of slow speech: only a transcript that lost most of a piece falls under it.
+    const MIN_UNITS_PER_SPEECH_S: f64 = 0.3;
     window
         .pieces
         .iter()
-        .filter(|p| p.speech_end_s - p.speech_start_s >= min_speech_s)
-        .filter(|p| !found.iter().any(|u| u.end_s > p.call_start_s && u.start_s < p.call_end_s))
+        .filter(|p| {
+            let speech_s = p.speech_end_s - p.speech_start_s;
+            let units: usize =
+                found.iter().filter(|u| p.overlaps(u.start_s, u.end_s)).map(|u| rate::units(&u.text, unit)).sum();
+            speech_s >= min_speech_s && (units as f64) < speech_s * MIN_UNITS_PER_SPEECH_S
+        })
         .copied()
         .collect()
+}
+
+/// Units of speech (as `skipped_pieces` counts them) in utterances.
+fn units_in(utterances: &[Utterance], unit: RateUnit) -> usize {
+    utterances.iter().map(|u| rate::units(&u.text, unit)).sum()
 }
 
 /// Decoding parameters for one window.
@@ -499,12 +519,15 @@ pub fn transcribe_channel(
     let mut out = ChannelTranscript::default();
     let mut utterances = Vec::new();
     let mut channel_language: Option<String> = None;
-    let mut queue: VecDeque<(windows::Window, bool)> =
+    // A window to decode, and for a second-pass window what the first pass found in its
+    // pieces: kept instead when the second pass finds less.
+    let mut queue: VecDeque<(windows::Window, Option<Vec<Utterance>>)> =
         windows::plan_windows(speech, s.window_pad_s, s.window_gap_s, s.max_window_s, length_s)
             .into_iter()
-            .map(|w| (w, false))
+            .map(|w| (w, None))
             .collect();
-    while let Some((window, is_retry)) = queue.pop_front() {
+    while let Some((window, first_pass)) = queue.pop_front() {
+        let is_retry = first_pass.is_some();
         let mut audio = window.gather(samples_16k);
         if audio.len() < MIN_WINDOW_SAMPLES {
             audio.resize(MIN_WINDOW_SAMPLES, 0.0);
@@ -535,17 +558,31 @@ pub fn transcribe_channel(
             channel_language.get_or_insert_with(|| raw.language.clone());
         }
         let is_chinese = raw.language == "zh";
-        let found = collect_utterances(&raw, speaker, &window, is_chinese);
+        let unit = RateUnit::for_language(&raw.language);
+        let mut found = collect_utterances(&raw, speaker, &window, is_chinese);
         out.languages.push((raw.language, window.len_s));
-        if !is_retry && s.retry_min_speech_s > 0.0 {
-            let skipped = skipped_pieces(&window, &found, s.retry_min_speech_s);
-            if !skipped.is_empty() {
-                debug!(?speaker, at_s, pieces = skipped.len(), "Whisper skipped speech; decoding it again on its own");
-                let retries = windows::pack(skipped, s.window_gap_s, s.max_window_s);
-                for retry in retries.into_iter().rev() {
-                    queue.push_front((retry, true));
+        match first_pass {
+            Some(first) if units_in(&first, unit) > units_in(&found, unit) => found = first,
+            Some(_) => {}
+            None if s.retry_min_speech_s > 0.0 => {
+                let skipped = skipped_pieces(&window, &found, s.retry_min_speech_s, unit);
+                if !skipped.is_empty() {
+                    debug!(
+                        ?speaker,
+                        at_s,
+                        pieces = skipped.len(),
+                        "Whisper skipped speech; decoding it again on its own"
+                    );
+                    let retries = windows::pack(skipped, s.window_gap_s, s.max_window_s);
+                    for retry in retries.into_iter().rev() {
+                        let (first, rest) =
+                            found.into_iter().partition(|u: &Utterance| retry.overlaps(u.start_s, u.end_s));
+                        found = rest;
+                        queue.push_front((retry, Some(first)));
+                    }
                 }
             }
+            None => {}
         }
         utterances.extend(found);
     }
@@ -661,12 +698,71 @@ mod tests {
         let w = window();
         assert_eq!(w.pieces.len(), 4);
         // Text came from the first piece only: the 0.5 s piece is too short to retry.
-        let skipped = skipped_pieces(&w, &[utterance(1.0, 3.0)], 1.0);
+        let skipped = skipped_pieces(&w, &[utterance(1.0, 3.0)], 1.0, RateUnit::Cpm);
         let starts: Vec<f64> = skipped.iter().map(|p| p.speech_start_s).collect();
         assert_eq!(starts, vec![12.0, 25.0]);
         // Every piece with enough speech has text: nothing to retry.
-        let all = [utterance(1.0, 3.0), utterance(12.5, 19.0), utterance(25.0, 26.0)];
-        assert!(skipped_pieces(&w, &all, 1.0).is_empty());
+        let mut all = vec![utterance(1.0, 3.0), utterance(12.5, 19.0), utterance(25.0, 26.0)];
+        all[1].text = "好的我帮您查一下".into();
+        assert!(skipped_pieces(&w, &all, 1.0, RateUnit::Cpm).is_empty());
+        // Two characters for 8 s of speech: Whisper lost most of that piece.
+        all[1].text = "好的".into();
+        let skipped = skipped_pieces(&w, &all, 1.0, RateUnit::Cpm);
+        assert_eq!(skipped.iter().map(|p| p.speech_start_s).collect::<Vec<_>>(), vec![12.0]);
+    }
+
+    /// Answers each window with the next scripted one: words spread evenly over (t0, t1)
+    /// seconds of window time.
+    struct Scripted(VecDeque<Vec<(&'static str, f64, f64)>>);
+
+    impl WindowDecoder for Scripted {
+        fn decode(&mut self, _params: &DecodeParams, _audio: &[f32]) -> Result<RawWindow, AsrError> {
+            let script = self.0.pop_front().expect("a window more than scripted");
+            let segments = script
+                .into_iter()
+                .map(|(text, t0, t1)| {
+                    let words: Vec<&str> = text.split(' ').collect();
+                    let step = (t1 - t0) / words.len() as f64;
+                    let cs = |s: f64| (s * 100.0).round() as i64;
+                    let tokens = (0..words.len())
+                        .map(|k| {
+                            let (a, b) = (t0 + step * k as f64, t0 + step * (k + 1) as f64);
+                            let bytes = format!(" {}", words[k]).into_bytes();
+                            RawToken { bytes, t0: cs(a), t1: cs(b), t_dtw: -1, plog: -0.05 }
+                        })
+                        .collect();
+                    RawSegment { t0: cs(t0), t1: cs(t1), no_speech_prob: 0.01, tokens }
+                })
+                .collect();
+            Ok(RawWindow { language: "en".into(), segments })
+        }
+    }
+
+    /// Two pieces packed into one window (0.8-3.2 s and 11.8-22.2 s of the call; 0-2.4 s and
+    /// 3.4-13.8 s of the window); the first pass leaves one stray word in the second.
+    fn second_pass(retry: Vec<(&'static str, f64, f64)>) -> Vec<String> {
+        let speech = [(1.0, 3.0), (12.0, 22.0)].map(|(a, b)| SpeechInterval { start_s: a, end_s: b });
+        let first = vec![("I have that curiosity beside me at this", 0.2, 2.2), ("moment.", 3.6, 4.0)];
+        let mut decoder = Scripted(VecDeque::from([first, retry]));
+        let samples = vec![0.0f32; 24 * 16_000];
+        let settings = AsrSettings { language: "en".into(), ..Default::default() };
+        let out = transcribe_channel(&mut decoder, &settings, "c", &|| 1, Speaker::Agent, &samples, &speech).unwrap();
+        assert!(decoder.0.is_empty(), "the second piece was decoded again");
+        out.utterances.iter().map(|u| u.text.clone()).collect()
+    }
+
+    #[test]
+    fn a_piece_left_with_a_stray_word_is_decoded_again_and_the_fuller_text_kept() {
+        let retry = vec![("So what is interesting here is I feel that you know brands knowing this", 0.3, 9.8)];
+        assert_eq!(
+            second_pass(retry),
+            [
+                "I have that curiosity beside me at this",
+                "So what is interesting here is I feel that you know brands knowing this"
+            ]
+        );
+        // A second pass that finds less keeps what the first found.
+        assert_eq!(second_pass(vec![]), ["I have that curiosity beside me at this", "moment."]);
     }
 
     #[test]

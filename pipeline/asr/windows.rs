@@ -22,6 +22,11 @@ pub struct Piece {
 }
 
 impl Piece {
+    /// Whether a span of call time reaches into the piece.
+    pub fn overlaps(&self, start_s: f64, end_s: f64) -> bool {
+        end_s > self.call_start_s && start_s < self.call_end_s
+    }
+
     pub fn len_s(&self) -> f64 {
         self.call_end_s - self.call_start_s
     }
@@ -34,6 +39,11 @@ pub struct Window {
 }
 
 impl Window {
+    /// Whether a span of call time reaches into any of the window's pieces.
+    pub fn overlaps(&self, start_s: f64, end_s: f64) -> bool {
+        self.pieces.iter().any(|p| p.overlaps(start_s, end_s))
+    }
+
     /// The piece a window time falls in, or the nearest one for a time in a gap (Whisper's
     /// token times drift by a few hundred ms, often into the silence between pieces).
     pub fn piece_at(&self, window_s: f64) -> usize {
