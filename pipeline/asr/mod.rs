@@ -361,8 +361,7 @@ fn skipped_pieces(
         .iter()
         .filter(|p| {
             let speech_s = p.speech_end_s - p.speech_start_s;
-            let units: usize =
-                found.iter().filter(|u| p.overlaps(u.start_s, u.end_s)).map(|u| rate::units(&u.text, unit)).sum();
+            let units = units_in(found.iter().filter(|u| p.overlaps(u.start_s, u.end_s)), unit);
             speech_s >= min_speech_s && (units as f64) < speech_s * MIN_UNITS_PER_SPEECH_S
         })
         .copied()
@@ -370,8 +369,8 @@ fn skipped_pieces(
 }
 
 /// Units of speech (as `skipped_pieces` counts them) in utterances.
-fn units_in(utterances: &[Utterance], unit: RateUnit) -> usize {
-    utterances.iter().map(|u| rate::units(&u.text, unit)).sum()
+fn units_in<'a>(utterances: impl IntoIterator<Item = &'a Utterance>, unit: RateUnit) -> usize {
+    utterances.into_iter().map(|u| rate::units(&u.text, unit)).sum()
 }
 
 /// Decoding parameters for one window.
