@@ -6,6 +6,7 @@ outputs: local folder -> local folder, and s3:// -> s3://, with `--no-asr` (wher
 most of the work) and with the default configuration. Prints a Markdown table.
 """
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ def main():
     args = parser.parse_args()
     folder, audio_s = build_calls(args.callqa, args.corpus, args.work, args.calls)
     # Port 0: the kernel picks a free port and the server holds it from the start.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
