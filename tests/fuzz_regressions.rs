@@ -41,9 +41,9 @@ fn seeds_and_past_findings_pass_every_fuzz_check() {
             }
         }
     }
-    let findings = std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fuzz/pii_text"))
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("regress-"))
+    let findings = inputs("pii_text")
+        .iter()
+        .filter(|(path, _)| path.file_name().unwrap().to_string_lossy().starts_with("regress-"))
         .count();
     assert!(findings >= 4);
 }

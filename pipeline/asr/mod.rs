@@ -361,8 +361,9 @@ fn skipped_pieces(
         .iter()
         .filter(|p| {
             let speech_s = p.speech_end_s - p.speech_start_s;
-            let units = units_in(found.iter().filter(|u| p.overlaps(u.start_s, u.end_s)), unit);
-            speech_s >= min_speech_s && (units as f64) < speech_s * MIN_UNITS_PER_SPEECH_S
+            speech_s >= min_speech_s
+                && (units_in(found.iter().filter(|u| p.overlaps(u.start_s, u.end_s)), unit) as f64)
+                    < speech_s * MIN_UNITS_PER_SPEECH_S
         })
         .copied()
         .collect()
