@@ -245,6 +245,8 @@ def main():
     p.add_argument("--seed", type=int, default=None, help="draw --calls calls from every clip with this seed instead of the fixed set")
     p.add_argument("--calls", type=int, default=12, help="calls to draw with --seed")
     p.add_argument("--extra-config", default="", help="TOML lines added to callqa's [asr] section")
+    p.add_argument("--settings", choices=("both", "one", "split"), default="both",
+                   help="one worker on all threads, 2 workers sharing them, or both")
     args = p.parse_args()
     plan = build_calls(args)
     audio_s = sum(c["duration_s"] for c in plan)
@@ -278,11 +280,13 @@ def main():
         rows.append(("faster-whisper base int8 + VAD", beam, peer_label, *them))
         ratios.append((beam, setting, them[0] / mine[0]))
 
-    for beam in (1, 5):
-        side_by_side(beam, 1, args.threads, "--jobs 1", "1", f"one worker, {args.threads} threads")
+    if args.settings in ("both", "one"):
+        for beam in (1, 5):
+            side_by_side(beam, 1, args.threads, "--jobs 1", "1", f"one worker, {args.threads} threads")
     # Each engine with its cores split between two transcriptions at once.
-    for beam in (1, 5):
-        side_by_side(beam, 2, half, f"--jobs 2 x {half} thread", f"2 x {half} thread", f"2 workers x {half} thread each")
+    if args.settings in ("both", "split"):
+        for beam in (1, 5):
+            side_by_side(beam, 2, half, f"--jobs 2 x {half} thread", f"2 x {half} thread", f"2 workers x {half} thread each")
     print(f"\nmedian of {args.repeat} runs each (range in brackets)")
     print("\n| engine | decoding | workers | wall s | call-s per wall-s | zh CER | en WER | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
