@@ -38,9 +38,10 @@ enum Command {
         /// GGML Whisper model (default: the registry default under models/).
         #[arg(long)]
         model: Option<PathBuf>,
-        /// Calls processed in parallel, each with its own Whisper state.
-        #[arg(long, default_value_t = 1)]
-        jobs: usize,
+        /// Calls transcribed in parallel, each by its own worker process and Whisper state
+        /// (default: 1 on a CPU; on a GPU half the cores, up to 8).
+        #[arg(long)]
+        jobs: Option<usize>,
         /// Acoustic metrics only: no model is loaded and no utterances are written.
         #[arg(long)]
         no_asr: bool,

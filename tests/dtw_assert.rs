@@ -47,6 +47,8 @@ fn whisper_cpp_aborting_in_dtw_costs_only_the_window_decoded_again() {
     let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats).unwrap()).unwrap();
     // c001 has one window per channel, and each aborts once.
     assert_eq!(summary["dtw_fallbacks"].as_u64(), Some(2), "{summary}");
+    // No --jobs: the worker said it decodes on the CPU (a CPU build), so one job.
+    assert!(summary["gpu"].is_null() && summary["jobs"] == 1, "{summary}");
     assert!(stderr.contains("filter_width < a->ne[2]"), "the reason names whisper.cpp's assert: {stderr}");
     let utterances = read_table(&out, "utterances");
     for id in ["c000", "c001"] {

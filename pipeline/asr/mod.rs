@@ -235,6 +235,29 @@ fn context_params(
     params
 }
 
+/// The GPU whisper.cpp puts a model on when `asr.use_gpu` is set ("NVIDIA H100 80GB HBM3"):
+/// its first GPU device, as `whisper_backend_init_gpu` chooses. `None` where it decodes on
+/// the CPU (a build without a GPU backend, `use_gpu = false`, or no device found). Asked in
+/// the worker process: finding the device initialises the GPU driver, native code that the
+/// supervisor keeps out of its own process.
+pub fn gpu_device(settings: &AsrSettings) -> Option<String> {
+    use whisper_rs::whisper_rs_sys as sys;
+    if !settings.use_gpu {
+        return None;
+    }
+    // SAFETY: ggml's device registry is built once on first use; these calls only read it.
+    unsafe {
+        (0..sys::ggml_backend_dev_count()).map(|i| sys::ggml_backend_dev_get(i)).find_map(|device| {
+            let kind = sys::ggml_backend_dev_type(device);
+            let is_gpu = kind == sys::ggml_backend_dev_type_GGML_BACKEND_DEVICE_TYPE_GPU
+                || kind == sys::ggml_backend_dev_type_GGML_BACKEND_DEVICE_TYPE_IGPU;
+            let description = sys::ggml_backend_dev_description(device);
+            (is_gpu && !description.is_null())
+                .then(|| std::ffi::CStr::from_ptr(description).to_string_lossy().into_owned())
+        })
+    }
+}
+
 impl Transcriber {
     pub fn load(path: &Path, settings: AsrSettings) -> Result<Transcriber, AsrError> {
         let known = |code: &str| whisper_rs::get_lang_id(code).is_some();

@@ -35,7 +35,10 @@ use super::{AsrError, AsrSettings, DecodeParams, RawWindow, Transcriber, WindowD
 /// The worker's first answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Handshake {
-    Ready,
+    /// The model is loaded, on this GPU ([`super::gpu_device`]) or on the CPU (`None`).
+    Ready {
+        gpu: Option<String>,
+    },
     Failed(String),
 }
 
@@ -103,8 +106,9 @@ pub fn serve(model: &Path) -> Result<(), AsrError> {
             return Err(e);
         }
     };
+    let gpu = super::gpu_device(&transcriber.settings);
     let mut worker = transcriber.worker(1)?;
-    write_json(&mut output, &Handshake::Ready).map_err(protocol_error)?;
+    write_json(&mut output, &Handshake::Ready { gpu }).map_err(protocol_error)?;
     while let Some(header) = read_frame(&mut input).map_err(protocol_error)? {
         let params: DecodeParams =
             serde_json::from_slice(&header).map_err(|e| AsrError::Worker(format!("request: {e}")))?;
@@ -196,6 +200,8 @@ pub(crate) mod fault {
 /// A running worker process.
 struct Live {
     child: Child,
+    /// Where the worker decodes ([`Handshake::Ready`]).
+    gpu: Option<String>,
     stdin: BufWriter<ChildStdin>,
     frames: Receiver<Vec<u8>>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
@@ -237,7 +243,7 @@ impl Live {
             }
         });
         let stdin = BufWriter::new(child.stdin.take().expect("piped"));
-        let mut live = Live { child, stdin, frames, stderr_tail };
+        let mut live = Live { child, gpu: None, stdin, frames, stderr_tail };
         write_json(&mut live.stdin, settings).map_err(|e| live.died(&format!("sending settings: {e}")))?;
         let answer = match live.frames.recv_timeout(STARTUP_TIMEOUT) {
             Ok(frame) => serde_json::from_slice::<Handshake>(&frame)
@@ -245,7 +251,10 @@ impl Live {
             Err(_) => return Err(live.died("while loading the model")),
         };
         match answer {
-            Handshake::Ready => Ok(live),
+            Handshake::Ready { gpu } => {
+                live.gpu = gpu;
+                Ok(live)
+            }
             Handshake::Failed(reason) => Err(AsrError::Worker(reason)),
         }
     }
@@ -331,6 +340,11 @@ impl WorkerProcess {
             self.live = Some(Live::start(&self.exe, &self.model, &self.settings)?);
         }
         Ok(())
+    }
+
+    /// The GPU the running worker decodes on; `None` on the CPU or before it starts.
+    pub fn gpu(&self) -> Option<&str> {
+        self.live.as_ref().and_then(|live| live.gpu.as_deref())
     }
 
     /// Requests until the next call to this are abandoned (and the worker killed) after

@@ -83,6 +83,18 @@ impl CpuShare {
     }
 }
 
+/// ASR jobs when `--jobs` is not given. On a CPU, one: its threads take every core. On a GPU,
+/// one worker leaves it four-fifths idle (the host side of each decoder step runs between
+/// its kernels), and 8 decoded 2.7x as fast as one on an H100, 16 no faster (README,
+/// Throughput, On a GPU): half the cores, as each worker's host side needs about one, up to 8.
+pub fn default_jobs(on_gpu: bool, cores: usize) -> usize {
+    if on_gpu {
+        (cores / 2).clamp(1, 8)
+    } else {
+        1
+    }
+}
+
 /// Each job's share of the cores others leave free, rounded, between 1 and `max_threads`.
 pub fn threads_for(cores: usize, jobs: usize, max_threads: u32, others_busy_cores: f64) -> u32 {
     let free = (cores as f64 - others_busy_cores).max(0.0);
@@ -133,6 +145,15 @@ fn process_ticks(pid: u32) -> Option<(u64, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_job_on_a_cpu_and_half_the_cores_up_to_8_on_a_gpu() {
+        assert_eq!(default_jobs(false, 16), 1);
+        assert_eq!(default_jobs(true, 16), 8);
+        assert_eq!(default_jobs(true, 64), 8);
+        assert_eq!(default_jobs(true, 6), 3);
+        assert_eq!(default_jobs(true, 1), 1);
+    }
 
     #[test]
     fn threads_follow_the_cores_others_leave_free() {

@@ -69,8 +69,9 @@ pub struct RunOptions {
     pub config: Config,
     /// GGML model; `None` = the registry default.
     pub model: Option<PathBuf>,
-    /// ASR jobs: calls transcribed at once, each by its own worker process.
-    pub jobs: usize,
+    /// ASR jobs: calls transcribed at once, each by its own worker process; `None` =
+    /// [`cpu::default_jobs`] for where the first worker decodes.
+    pub jobs: Option<usize>,
     /// Skip transcription: no model is loaded and no utterances are written.
     pub no_asr: bool,
     /// Process calls again even when `calls` already holds them with the same content.
@@ -102,6 +103,10 @@ pub struct RunSummary {
     pub dtw_fallbacks: usize,
     /// Worker processes started (one per job, plus one per crash).
     pub worker_starts: usize,
+    /// ASR jobs the run used (`--jobs`, or [`cpu::default_jobs`]).
+    pub jobs: usize,
+    /// The GPU the workers decoded on; `None` = the CPU.
+    pub gpu: Option<String>,
 }
 
 impl RunSummary {
@@ -289,7 +294,8 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     }
     let total = sources.len();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = options.jobs.clamp(1, total.max(1));
+    let gpu = first_worker.as_ref().and_then(WorkerProcess::gpu).map(str::to_owned);
+    let jobs = options.jobs.unwrap_or_else(|| cpu::default_jobs(gpu.is_some(), cores)).clamp(1, total.max(1));
     let max_threads = match config.asr.threads {
         0 => (cores / jobs).max(1) as u32,
         n => n,
@@ -299,7 +305,8 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     } else {
         cpu::CpuShare::fixed(max_threads)
     };
-    info!(calls = total, jobs, max_threads, cores, "processing");
+    info!(calls = total, jobs, max_threads, cores, gpu = gpu.as_deref().unwrap_or("none"), "processing");
+    (summary.jobs, summary.gpu) = (jobs, gpu);
 
     let pool =
         rayon::ThreadPoolBuilder::new().num_threads(cores).thread_name(|i| format!("callqa-cpu-{i}")).build().map_err(
