@@ -183,3 +183,82 @@ fn a_transcript_does_not_depend_on_what_the_worker_decoded_before() {
     let without = text(&mut load(false).worker(DECODE_THREADS).unwrap());
     assert_ne!(without, first, "fallback no longer samples on this clip: this test needs a new one");
 }
+
+/// What the test's logits filter imposes on every beam, and the prefixes it was asked about.
+struct SteepWords {
+    words: [i32; 6],
+    eot: i32,
+    n_vocab: usize,
+    prefixes: std::sync::Mutex<Vec<Vec<i32>>>,
+}
+
+/// Allows only six words, each 2 nats less probable than the one before, for two tokens, then
+/// only the end of text: so steep that random draws would rarely reach the fourth word.
+unsafe extern "C" fn steep_words(
+    _ctx: *mut whisper_rs::WhisperSysContext,
+    _state: *mut whisper_rs::WhisperSysState,
+    tokens: *const whisper_rs::WhisperTokenData,
+    n_tokens: std::ffi::c_int,
+    logits: *mut f32,
+    user_data: *mut std::ffi::c_void,
+) {
+    // SAFETY: whisper.cpp passes the beam's tokens, the vocabulary's logits, and the pointer
+    // the test set, which outlives `full`.
+    let (plan, tokens, logits) = unsafe {
+        let plan = &*(user_data as *const SteepWords);
+        let tokens = if n_tokens > 0 { std::slice::from_raw_parts(tokens, n_tokens as usize) } else { &[][..] };
+        (plan, tokens, std::slice::from_raw_parts_mut(logits, plan.n_vocab))
+    };
+    logits.fill(f32::NEG_INFINITY);
+    if tokens.len() < 2 {
+        for (rank, &word) in plan.words.iter().enumerate() {
+            logits[word as usize] = -2.0 * rank as f32;
+        }
+    } else {
+        logits[plan.eot as usize] = 0.0;
+    }
+    plan.prefixes.lock().unwrap().push(tokens.iter().map(|t| t.id).collect());
+}
+
+/// Beam search keeps each step's most probable sequences
+/// (`scripts/whisper-cpp/beam-search-top-k.patch`). Unpatched, whisper.cpp drew each beam's 5
+/// next tokens at random from the softmax: here the 5 beams at the second word held 2
+/// sequences ("the the", "the and") and 3 copies of them. (whisper.cpp starts every beam from
+/// the single most probable first token.)
+#[test]
+fn beam_search_keeps_the_most_probable_sequences() {
+    use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+    let context =
+        WhisperContext::new_with_params(model("base", "q8_0").to_str().unwrap(), WhisperContextParameters::default())
+            .unwrap();
+    let word = |text: &str| {
+        let ids = context.tokenize(text, 4).unwrap();
+        assert_eq!(ids.len(), 1, "{text:?} is one token");
+        ids[0]
+    };
+    let plan = SteepWords {
+        words: [" the", " and", " of", " to", " in", " is"].map(word),
+        eot: context.token_eot(),
+        n_vocab: context.n_vocab() as usize,
+        prefixes: Default::default(),
+    };
+    let mut params = FullParams::new(SamplingStrategy::BeamSearch { beam_size: 5, patience: -1.0 });
+    params.set_n_threads(DECODE_THREADS as i32);
+    params.set_language(Some("en"));
+    params.set_no_timestamps(true);
+    params.set_temperature_inc(0.0);
+    params.set_print_progress(false);
+    // SAFETY: `steep_words` reads and writes only what whisper.cpp passes it and `plan`.
+    unsafe {
+        params.set_filter_logits_callback(Some(steep_words));
+        params.set_filter_logits_callback_user_data(&plan as *const SteepWords as *mut std::ffi::c_void);
+    }
+    let mut state = context.create_state().unwrap();
+    state.full(params, &vec![0.0; 2 * 16_000]).unwrap();
+
+    let at_second_word: std::collections::BTreeSet<Vec<i32>> =
+        plan.prefixes.lock().unwrap().iter().filter(|p| p.len() == 2).cloned().collect();
+    let best: std::collections::BTreeSet<Vec<i32>> = plan.words[..5].iter().map(|&w| vec![plan.words[0], w]).collect();
+    assert_eq!(at_second_word, best);
+}
