@@ -227,20 +227,45 @@ fn planted_holds_are_found_dead_air_stays_dead_air_and_etiquette_follows_holds()
     assert!(precision >= 0.95 && recall >= 0.95, "holds: precision {precision:.3}, recall {recall:.3}");
     assert!(dead_precision >= 0.95 && dead_recall >= 0.95, "dead air: {dead_precision:.3}, {dead_recall:.3}");
     assert!(edge_error.iter().all(|e| *e < 1.0), "hold edges within a second: {edge_error:?}");
-    // What started each hold is named: the phrase, or music and tones.
+    let utterances = read_table(&out, "utterances");
+    // What the agent said from `from_s` to `to_s` of a call, lower case.
+    let agent_said = |call_id: &str, from_s: f64, to_s: f64| -> String {
+        utterances
+            .iter()
+            .filter(|u| u["call_id"] == call_id && u["speaker"] == "agent")
+            .filter(|u| span(u).0 >= from_s && span(u).0 < to_s)
+            .map(|u| u["text"].as_str().unwrap().to_lowercase())
+            .collect()
+    };
+    // What started each hold is named: the phrase, or music and tones. A hold phrase goes
+    // unnamed only where Whisper misheard it (espeak-ng at 8 kHz: "One moment please, let me
+    // check that for you" -> "moment please let me care for you"), so that none of the hold
+    // phrases is in what the agent said before the hold.
+    let hold_phrases = callqa::metrics::hold::HoldSettings::default().phrases.remove("en").unwrap();
+    let mut misheard_holds: Vec<&Planted> = Vec::new();
     for t in &planted_holds {
         let e = holds.iter().find(|e| e["call_id"] == t.call_id.as_str() && iou(span(e), (t.start_s, t.end_s)) >= 0.8);
         let detail = e.map_or("", |e| e["detail"].as_str().unwrap());
         let music = matches!(t.gap, Gap::PhraseThenMusic | Gap::MusicWithoutPhrase | Gap::ToneWithoutPhrase);
         assert_eq!(detail.contains("music or a tone"), music, "{t:?}: {detail}");
-        assert_eq!(detail.contains("after \""), t.gap.has_hold_phrase(), "{t:?}: {detail}");
+        let named = detail.contains("after \"");
+        if t.gap.has_hold_phrase() && !named {
+            let before = agent_said(&t.call_id, t.start_s - 10.0, t.start_s);
+            assert!(!hold_phrases.iter().any(|p| before.contains(p.as_str())), "{t:?}: the detector missed {before:?}");
+            misheard_holds.push(t);
+        } else {
+            assert_eq!(named, t.gap.has_hold_phrase(), "{t:?}: {detail}");
+        }
     }
+    let phrase_holds = planted_holds.iter().filter(|t| t.gap.has_hold_phrase()).count();
+    eprintln!("measured hold phrases: {} of {phrase_holds} misheard", misheard_holds.len());
+    assert!(misheard_holds.len() <= 1, "{misheard_holds:?} of {phrase_holds} hold phrases misheard");
 
-    // Etiquette keyed on holds: "please hold" is missing before exactly the holds without a
-    // hold phrase, "thank you for waiting" after at least those without a return phrase, every
+    // Etiquette keyed on holds: "please hold" is missing before every hold without a hold
+    // phrase (and before a misheard one, if the rule hears no phrase there either), "thank you
+    // for waiting" after at least those without a return phrase, every
     // such event sits at a hold (never at dead air), and an extra one only where the return
     // phrase was misheard (espeak-ng at 8 kHz: "thanks for waiting" -> "and for waving").
-    let utterances = read_table(&out, "utterances");
     let missing = |rule: &str| -> Vec<&BTreeMap<String, Value>> {
         of_kind("required_phrase_missing")
             .into_iter()
@@ -256,8 +281,15 @@ fn planted_holds_are_found_dead_air_stays_dead_air_and_etiquette_follows_holds()
     let please: Vec<&BTreeMap<String, Value>> = [missing("please_wait"), missing("please_hold")].concat();
     let please_at: Vec<&Planted> = please.iter().filter_map(|e| at_hold(e, true)).collect();
     assert_eq!(please_at.len(), please.len(), "every missing please-hold sits before a planted gap");
-    assert!(please_at.iter().all(|t| t.gap.is_hold() && !t.gap.has_hold_phrase()), "{please_at:?}");
-    assert_eq!(please.len(), planted_holds.iter().filter(|t| !t.gap.has_hold_phrase()).count());
+    let misheard = |t: &Planted| misheard_holds.iter().any(|m| std::ptr::eq(*m, t));
+    assert!(please_at.iter().all(|t| t.gap.is_hold() && (!t.gap.has_hold_phrase() || misheard(t))), "{please_at:?}");
+    assert!(
+        planted_holds
+            .iter()
+            .filter(|t| !t.gap.has_hold_phrase())
+            .all(|t| please_at.iter().any(|p| std::ptr::eq(*p, *t))),
+        "{please_at:?}"
+    );
     let thanks = missing("thanks_for_waiting");
     let thanks_at: Vec<&Planted> = thanks.iter().filter_map(|e| at_hold(e, false)).collect();
     assert_eq!(thanks_at.len(), thanks.len(), "every missing thanks sits after a planted gap");
@@ -267,12 +299,7 @@ fn planted_holds_are_found_dead_air_stays_dead_air_and_etiquette_follows_holds()
     assert!(without_return.iter().all(|t| thanks_at.iter().any(|f| std::ptr::eq(*f, **t))), "{thanks_at:?}");
     let misheard: Vec<&&Planted> = thanks_at.iter().filter(|t| t.english && t.gap.has_return_phrase()).collect();
     for t in &misheard {
-        let heard: String = utterances
-            .iter()
-            .filter(|u| u["call_id"] == t.call_id.as_str() && u["speaker"] == "agent")
-            .filter(|u| span(u).0 >= t.end_s - 1.0 && span(u).0 < t.end_s + 15.0)
-            .map(|u| u["text"].as_str().unwrap().to_lowercase())
-            .collect();
+        let heard = agent_said(&t.call_id, t.end_s - 1.0, t.end_s + 15.0);
         assert!(!heard.contains("for waiting"), "{t:?}: the rule missed {heard:?}");
     }
     eprintln!(
