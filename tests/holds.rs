@@ -281,8 +281,11 @@ fn planted_holds_are_found_dead_air_stays_dead_air_and_etiquette_follows_holds()
     let please: Vec<&BTreeMap<String, Value>> = [missing("please_wait"), missing("please_hold")].concat();
     let please_at: Vec<&Planted> = please.iter().filter_map(|e| at_hold(e, true)).collect();
     assert_eq!(please_at.len(), please.len(), "every missing please-hold sits before a planted gap");
-    let misheard = |t: &Planted| misheard_holds.iter().any(|m| std::ptr::eq(*m, t));
-    assert!(please_at.iter().all(|t| t.gap.is_hold() && (!t.gap.has_hold_phrase() || misheard(t))), "{please_at:?}");
+    let phrase_misheard = |t: &Planted| misheard_holds.iter().any(|m| std::ptr::eq(*m, t));
+    assert!(
+        please_at.iter().all(|t| t.gap.is_hold() && (!t.gap.has_hold_phrase() || phrase_misheard(t))),
+        "{please_at:?}"
+    );
     assert!(
         planted_holds
             .iter()

@@ -199,8 +199,10 @@ fn the_muted_copy_is_silent_where_the_numbers_were_said_and_untouched_elsewhere(
         if is_number {
             assert!(covered >= 0.97, "{covered:.2} of {text:?} muted");
         } else {
-            // Measured at most 0.12 (the word just before a number).
-            assert!(covered <= 0.2, "{covered:.2} of {text:?} muted");
+            // Measured at most 0.25: the words just before a number, inside the 0.5 s pad
+            // (the range starts where the token before the number ends: "is", 0.2 s before
+            // the first digit).
+            assert!(covered <= 0.3, "{covered:.2} of {text:?} muted");
         }
     }
 }
