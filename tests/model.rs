@@ -184,6 +184,52 @@ fn a_transcript_does_not_depend_on_what_the_worker_decoded_before() {
     assert_ne!(without, first, "fallback no longer samples on this clip: this test needs a new one");
 }
 
+/// This thread's name as Linux keeps it; the threads it starts inherit it.
+fn this_thread_name() -> String {
+    std::fs::read_to_string("/proc/thread-self/comm").unwrap().trim_end().to_owned()
+}
+
+/// Threads of this process with that name.
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|task_name| task_name.trim_end() == name)
+        .count()
+}
+
+/// On one thread whisper.cpp starts no others. Unpatched, DTW's alignment graph ran on a fresh
+/// CPU backend at ggml's default of 4 threads: 3 more for every window, spinning at ggml's
+/// barriers on cores the scheduler had given to other workers
+/// (`scripts/whisper-cpp/dtw-alignment-threads.patch`; greedy at `--jobs 2` on 2 cores ran
+/// 16% faster without them).
+#[test]
+fn dtw_timing_runs_on_the_threads_it_is_given() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let t = transcriber("q8_0", "en");
+    assert!(t.settings().dtw_timestamps);
+    let ours = this_thread_name();
+    let alone = threads_named(&ours);
+    let (done, most) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let text = std::thread::scope(|scope| {
+        // Named, so that it does not count itself.
+        let watch = std::thread::Builder::new().name("thread-watch".into());
+        watch
+            .spawn_scoped(scope, || {
+                while !done.load(Ordering::Relaxed) {
+                    most.fetch_max(threads_named(&ours), Ordering::Relaxed);
+                }
+            })
+            .unwrap();
+        let text = joined_text(&transcribe_file(&t, &corpus(JFK)));
+        done.store(true, Ordering::Relaxed);
+        text
+    });
+    assert_eq!(wer(&reference(JFK), &text), 0.0, "{text:?}");
+    assert_eq!(most.into_inner(), alone, "threads named {ours:?} during a 1-thread transcription");
+}
+
 /// What the test's logits filter imposes on every beam, and the prefixes it was asked about.
 struct SteepWords {
     words: [i32; 6],
