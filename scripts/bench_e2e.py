@@ -39,6 +39,7 @@ import json, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from faster_whisper import WhisperModel, decode_audio
 ct2, threads, workers, beam, plan = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
+options = json.loads(sys.argv[6])
 # num_workers: that many transcriptions run at once, each on cpu_threads threads.
 model = WhisperModel(ct2, device="cpu", compute_type="int8", cpu_threads=threads, num_workers=workers)
 start = time.perf_counter()
@@ -48,12 +49,20 @@ for call in plan:
     channels += [(call, "agent", left), (call, "customer", right)]
 def transcribe(channel):
     call, speaker, audio = channel
-    segments, _ = model.transcribe(audio, language=call["language"], beam_size=beam, vad_filter=True)
+    segments, _ = model.transcribe(audio, language=call["language"], beam_size=beam, vad_filter=True, **options)
     return call["id"] + "/" + speaker, "".join(s.text for s in segments)
 with ThreadPoolExecutor(workers) as pool:
     out = dict(pool.map(transcribe, channels))
 print(json.dumps({"wall_s": time.perf_counter() - start, "text": out}))
 """
+
+# faster-whisper's defaults decode a little differently from callqa: each window is prompted
+# with the text before it (callqa: none, `no_context`), and temperature fallback samples 5
+# candidates per temperature (callqa: 1). "matched" makes both as callqa's.
+PEER_OPTIONS = {
+    "defaults": {},
+    "matched": {"condition_on_previous_text": False, "best_of": 1},
+}
 
 
 def measured(cmd):
@@ -228,7 +237,8 @@ def rss_by_batch_size(args, plan, copies):
 
 def run_fw(args, plan, beam, workers, threads):
     light = [{k: c[k] for k in ("id", "language", "wav")} for c in plan]
-    out, rss = measured([sys.executable, "-c", FW, str(args.ct2), str(threads), str(workers), str(beam), json.dumps(light)])
+    options = PEER_OPTIONS[args.peer]
+    out, rss = measured([sys.executable, "-c", FW, str(args.ct2), str(threads), str(workers), str(beam), json.dumps(light), json.dumps(options)])
     result = json.loads(out.strip().split("\n")[-1])
     return result["wall_s"], rss, result["text"]
 
@@ -245,6 +255,8 @@ def main():
     p.add_argument("--seed", type=int, default=None, help="draw --calls calls from every clip with this seed instead of the fixed set")
     p.add_argument("--calls", type=int, default=12, help="calls to draw with --seed")
     p.add_argument("--extra-config", default="", help="TOML lines added to callqa's [asr] section")
+    p.add_argument("--peer", choices=tuple(PEER_OPTIONS), default="defaults",
+                   help="faster-whisper's own defaults, or decoding matched to callqa's (see PEER_OPTIONS)")
     p.add_argument("--settings", choices=("both", "one", "split"), default="both",
                    help="one worker on all threads, 2 workers sharing them, or both")
     args = p.parse_args()
@@ -277,7 +289,7 @@ def main():
         pairs = [(ours(beam, workers, threads), peer(beam, workers, threads)) for _ in range(args.repeat)]
         mine, them = summary([a for a, _ in pairs]), summary([b for _, b in pairs])
         rows.append((f"callqa {args.callqa_model.removeprefix('ggml-').replace('-', ' ')}", beam, ours_label, *mine))
-        rows.append(("faster-whisper base int8 + VAD", beam, peer_label, *them))
+        rows.append((f"faster-whisper base int8 + VAD{', matched' if args.peer == 'matched' else ''}", beam, peer_label, *them))
         ratios.append((beam, setting, them[0] / mine[0]))
 
     if args.settings in ("both", "one"):
