@@ -9,8 +9,9 @@
 #   REPEAT=3                         runs per engine and setting (the median is shown)
 #   SETTINGS=split                   only 2 workers sharing the threads (each engine's faster
 #                                    setting on 2 vCPUs); SETTINGS=one: only one worker
-#   PEER=matched                     faster-whisper decoding as callqa does: no previous text
-#                                    as prompt, 1 candidate per fallback temperature
+#   PEER=defaults                    faster-whisper with its own decoding defaults (a previous-
+#                                    text prompt, 5 fallback candidates); the default,
+#                                    matched, decodes as callqa does
 #   ISA=avx2 scripts/bench.sh        an AVX2-only CPU on this one: whisper.cpp built without
 #                                    AVX-512 and VNNI (target/avx2), CTranslate2, MKL and
 #                                    oneDNN held to AVX2
@@ -44,7 +45,7 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/python" "$root/scripts/bench_e2e.py" \
   --callqa "${CARGO_TARGET_DIR:-$root/target}/release/callqa" --ct2 "$ct2" --corpus "${CALLQA_CORPUS:-$root/../shared/corpus}" \
   --work "$work" --threads "${THREADS:-2}" ${BLEED_DB:+--bleed-db "$BLEED_DB"} \
-  ${SEED:+--seed "$SEED"} --calls "${CALLS:-12}" --repeat "${REPEAT:-3}" --settings "${SETTINGS:-both}" --peer "${PEER:-defaults}" ${CALLQA_ASR_EXTRA:+--extra-config "$CALLQA_ASR_EXTRA"}
+  ${SEED:+--seed "$SEED"} --calls "${CALLS:-12}" --repeat "${REPEAT:-3}" --settings "${SETTINGS:-both}" --peer "${PEER:-matched}" ${CALLQA_ASR_EXTRA:+--extra-config "$CALLQA_ASR_EXTRA"}
 # The ratio depends on the CPU (CTranslate2's int8 kernels use VNNI where there is one): name it.
 flags=$(grep -m1 '^flags' /proc/cpuinfo | grep -o -w 'avx2\|fma\|f16c\|avx512f\|avx512bw\|avx512vl\|avx512_vnni\|avx_vnni\|avx512_bf16' | sort -u | tr '\n' ' ')
 echo

@@ -255,8 +255,8 @@ def main():
     p.add_argument("--seed", type=int, default=None, help="draw --calls calls from every clip with this seed instead of the fixed set")
     p.add_argument("--calls", type=int, default=12, help="calls to draw with --seed")
     p.add_argument("--extra-config", default="", help="TOML lines added to callqa's [asr] section")
-    p.add_argument("--peer", choices=tuple(PEER_OPTIONS), default="defaults",
-                   help="faster-whisper's own defaults, or decoding matched to callqa's (see PEER_OPTIONS)")
+    p.add_argument("--peer", choices=tuple(PEER_OPTIONS), default="matched",
+                   help="faster-whisper decoding as callqa does, or with its own defaults (see PEER_OPTIONS)")
     p.add_argument("--settings", choices=("both", "one", "split"), default="both",
                    help="one worker on all threads, 2 workers sharing them, or both")
     args = p.parse_args()
