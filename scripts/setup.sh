@@ -2,8 +2,9 @@
 # Install what callqa needs on a fresh Debian machine with the Rust toolchain, and fetch the
 # default model. Safe to run again: it installs only what is missing.
 #
-#   scripts/setup.sh            build tools + default model (base q8_0-f16enc, or base bf16 where
-#                               whisper.cpp is built with AVX-512 BF16: `callqa model default`)
+#   scripts/setup.sh            build tools + default model (base q8_0-f16enc; base bf16 where
+#                               whisper.cpp is built with AVX-512 BF16, base f16 with AVX-512
+#                               VNNI but no BF16: `callqa model default`)
 #   scripts/setup.sh --test     also the q8_0, f16, bf16 and q8_0-f16enc models and the Python
 #                               packages the tests read Parquet with
 set -euo pipefail

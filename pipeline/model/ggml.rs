@@ -24,7 +24,8 @@ const FTYPE_F16_ENCODER: i32 = 1_000_000;
 pub enum WeightType {
     F32,
     F16,
-    /// bfloat16: the matrices run on AVX-512 BF16 dot products where the CPU has them.
+    /// bfloat16: the matrices run on AVX-512 BF16 dot products where the CPU has them, and as
+    /// int8 rows (like f16) where it has AVX-512 VNNI.
     Bf16,
     #[value(name = "q8_0")]
     Q8_0,

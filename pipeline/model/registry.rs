@@ -19,6 +19,7 @@ pub struct Registry {
     /// Read through [`Registry::default_weights`], which picks one of these for the build.
     default_weights: WeightType,
     default_weights_avx512_bf16: WeightType,
+    default_weights_avx512_vnni: WeightType,
     pub models: BTreeMap<String, ModelSource>,
 }
 
@@ -52,12 +53,16 @@ impl Registry {
         format!("ggml-{name}-{}.bin", weights.name())
     }
 
-    /// The default weights for this build of whisper.cpp: bf16 where its CPU kernels have
-    /// AVX-512 BF16 dot products (a property of the build, so a binary built for such a CPU
-    /// cannot run on another one anyway), q8_0 with f16 encoder matrices elsewhere.
+    /// The default weights for this build of whisper.cpp (its CPU features are properties of
+    /// the build, so a binary built for one CPU cannot run on an older one anyway): bf16 where
+    /// its kernels have AVX-512 BF16 dot products, f16 where they have AVX-512 VNNI without
+    /// BF16 (both multiplied as int8 rows there: README, Throughput), q8_0 with f16 encoder
+    /// matrices elsewhere.
     pub fn default_weights(&self) -> WeightType {
-        if has_avx512_bf16_dot() {
+        if has_cpu_feature(whisper_rs::whisper_rs_sys::ggml_cpu_has_avx512_bf16) {
             self.default_weights_avx512_bf16
+        } else if has_cpu_feature(whisper_rs::whisper_rs_sys::ggml_cpu_has_avx512_vnni) {
+            self.default_weights_avx512_vnni
         } else {
             self.default_weights
         }
@@ -68,10 +73,10 @@ impl Registry {
     }
 }
 
-/// Whether ggml's CPU kernels were compiled with AVX-512 BF16 dot products.
-fn has_avx512_bf16_dot() -> bool {
-    // SAFETY: reports a compile-time property of ggml's CPU backend.
-    unsafe { whisper_rs::whisper_rs_sys::ggml_cpu_has_avx512_bf16() != 0 }
+/// Whether ggml's CPU kernels were compiled with a feature (`ggml_cpu_has_*`).
+fn has_cpu_feature(ggml_cpu_has: unsafe extern "C" fn() -> std::os::raw::c_int) -> bool {
+    // SAFETY: the `ggml_cpu_has_*` functions report compile-time properties of ggml's CPU backend.
+    unsafe { ggml_cpu_has() != 0 }
 }
 
 /// The folder holding fetched models: `$CALLQA_MODELS_DIR`, else `./models`, else the
@@ -122,7 +127,14 @@ mod tests {
             }
             assert_eq!(m.model_bin_sha256.len(), 64);
         }
-        let expected = if has_avx512_bf16_dot() { "ggml-base-bf16.bin" } else { "ggml-base-q8_0-f16enc.bin" };
+        use whisper_rs::whisper_rs_sys::{ggml_cpu_has_avx512_bf16, ggml_cpu_has_avx512_vnni};
+        let expected = if has_cpu_feature(ggml_cpu_has_avx512_bf16) {
+            "ggml-base-bf16.bin"
+        } else if has_cpu_feature(ggml_cpu_has_avx512_vnni) {
+            "ggml-base-f16.bin"
+        } else {
+            "ggml-base-q8_0-f16enc.bin"
+        };
         assert_eq!(r.default_file_name(), expected);
     }
 }
