@@ -68,7 +68,7 @@ if $testing && { [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'impor
   trap '[[ -n "$venv_job" ]] && kill "$venv_job" 2>/dev/null; true' EXIT
 fi
 
-# q8_0 runs everywhere (the tests name it); the default for this build is q8_0-f16enc or bf16.
+# q8_0 runs everywhere (the tests name it); the default for this build is q8_0-f16enc, bf16 or f16.
 "$root/scripts/fetch-model.sh" base q8_0
 if $testing; then
   # Every weight the tests name, either default among them: no build needed to ask which.
