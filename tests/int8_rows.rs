@@ -1,0 +1,141 @@
+//! callqa's whisper.cpp patch `scripts/whisper-cpp/repack-bf16-f16-as-int8-rows-vnni.patch`,
+//! checked through ggml itself: a bf16 matrix placed in ggml's CPU repack buffer, multiplied by
+//! a few columns and read back by row, against the same int8 arithmetic written out here.
+//! Where ggml was built without AVX-512 VNNI, the buffer must refuse the matrix (the patch
+//! compiles to nothing there and whisper.cpp keeps the plain CPU buffer).
+//!
+//! The sizes reach every branch of the kernel: 89 rows are 4 groups of 16 in one register
+//! block, then 1 full group and a group of 9 valid rows alone; 7 columns are a block of 5 and
+//! one of 2.
+
+use std::ffi::CStr;
+use std::ptr::null_mut;
+
+use whisper_rs::whisper_rs_sys as ggml;
+
+const K: usize = 128;
+const ROWS: usize = 89;
+const COLS: usize = 7;
+const PICKED_ROWS: [i32; 4] = [0, 17, 80, 88];
+
+/// A reproducible value in [-1, 1), scaled per row or column so that scales differ.
+fn value(seed: usize, i: usize) -> f32 {
+    let h = (seed * 7919 + i * 104_729 + 13).wrapping_mul(2_654_435_761) % 65_536;
+    (h as f32 / 32_768.0 - 1.0) * (1.0 + (seed % 5) as f32)
+}
+
+/// One scale per vector (its largest magnitude / 127) and the vector rounded to int8 in those
+/// units, ties to even, as the kernel does: weights round their exact product with the
+/// inverse scale (`exact_product`), activations the product rounded to f32.
+fn quantise(v: &[f32], exact_product: bool) -> (f32, Vec<i32>) {
+    let amax = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+    let round = |x: f32| {
+        if exact_product {
+            (f64::from(x) * f64::from(inv)).round_ties_even()
+        } else {
+            f64::from((x * inv).round_ties_even())
+        }
+    };
+    (amax / 127.0, v.iter().map(|&x| round(x) as i32).collect())
+}
+
+/// The CPU device's repack buffer type ("CPU_REPACK").
+unsafe fn repack_buffer_type(cpu: ggml::ggml_backend_dev_t) -> ggml::ggml_backend_buffer_type_t {
+    let get = ggml::ggml_backend_reg_get_proc_address(
+        ggml::ggml_backend_cpu_reg(),
+        c"ggml_backend_dev_get_extra_bufts".as_ptr(),
+    );
+    assert!(!get.is_null(), "ggml's CPU backend offers extra buffer types");
+    let get: unsafe extern "C" fn(ggml::ggml_backend_dev_t) -> *mut ggml::ggml_backend_buffer_type_t =
+        std::mem::transmute(get);
+    let mut types = get(cpu);
+    while !types.is_null() && !(*types).is_null() {
+        if CStr::from_ptr(ggml::ggml_backend_buft_name(*types)).to_bytes() == b"CPU_REPACK" {
+            return *types;
+        }
+        types = types.add(1);
+    }
+    panic!("ggml was built without its repack buffer (GGML_CPU_REPACK)");
+}
+
+#[test]
+fn bf16_matrices_multiply_as_int8_rows_where_ggml_has_avx512_vnni() {
+    // bf16 weights and their exact f32 values, row by row
+    let weights_f32: Vec<f32> = (0..ROWS).flat_map(|r| (0..K).map(move |i| value(r, i))).collect();
+    let mut weights_bf16 = vec![ggml::ggml_bf16_t { bits: 0 }; ROWS * K];
+    let mut weights = vec![0.0f32; ROWS * K];
+    let activations: Vec<f32> = (0..COLS).flat_map(|c| (0..K).map(move |i| value(1000 + c, i))).collect();
+    // SAFETY: ggml's CPU backend through its C API, every pointer from it checked or sized
+    // as the calls document; the contexts and buffers are freed at the end.
+    unsafe {
+        ggml::ggml_fp32_to_bf16_row(weights_f32.as_ptr(), weights_bf16.as_mut_ptr(), (ROWS * K) as i64);
+        ggml::ggml_bf16_to_fp32_row(weights_bf16.as_ptr(), weights.as_mut_ptr(), (ROWS * K) as i64);
+
+        let cpu = ggml::ggml_backend_dev_by_type(ggml::ggml_backend_dev_type_GGML_BACKEND_DEVICE_TYPE_CPU);
+        let weight_ctx = ggml::ggml_init(ggml::ggml_init_params {
+            mem_size: ggml::ggml_tensor_overhead(),
+            mem_buffer: null_mut(),
+            no_alloc: true,
+        });
+        let w = ggml::ggml_new_tensor_2d(weight_ctx, ggml::ggml_type_GGML_TYPE_BF16, K as i64, ROWS as i64);
+        let weight_buffer = ggml::ggml_backend_alloc_ctx_tensors_from_buft(weight_ctx, repack_buffer_type(cpu));
+        assert!(!weight_buffer.is_null());
+
+        let ctx =
+            ggml::ggml_init(ggml::ggml_init_params { mem_size: 1 << 20, mem_buffer: null_mut(), no_alloc: false });
+        let x = ggml::ggml_new_tensor_2d(ctx, ggml::ggml_type_GGML_TYPE_F32, K as i64, COLS as i64);
+        std::ptr::copy_nonoverlapping(activations.as_ptr(), (*x).data.cast::<f32>(), K * COLS);
+        let ids = ggml::ggml_new_tensor_1d(ctx, ggml::ggml_type_GGML_TYPE_I32, PICKED_ROWS.len() as i64);
+        std::ptr::copy_nonoverlapping(PICKED_ROWS.as_ptr(), (*ids).data.cast::<i32>(), PICKED_ROWS.len());
+        let product = ggml::ggml_mul_mat(ctx, w, x);
+        let rows = ggml::ggml_get_rows(ctx, w, ids);
+
+        let vnni = ggml::ggml_cpu_has_avx512_vnni() != 0;
+        for op in [product, rows] {
+            assert_eq!(
+                ggml::ggml_backend_dev_supports_op(cpu, op),
+                vnni,
+                "the repack buffer takes bf16 matrices exactly where ggml has AVX-512 VNNI"
+            );
+        }
+        if vnni {
+            ggml::ggml_backend_tensor_set(w, weights_bf16.as_ptr().cast(), 0, ggml::ggml_nbytes(w));
+            let graph = ggml::ggml_new_graph(ctx);
+            ggml::ggml_build_forward_expand(graph, product);
+            ggml::ggml_build_forward_expand(graph, rows);
+            let backend = ggml::ggml_backend_cpu_init();
+            assert_eq!(ggml::ggml_backend_graph_compute(backend, graph), ggml::ggml_status_GGML_STATUS_SUCCESS);
+            ggml::ggml_backend_free(backend);
+
+            let quantised_rows: Vec<(f32, Vec<i32>)> = weights.chunks(K).map(|row| quantise(row, true)).collect();
+            let got = std::slice::from_raw_parts((*product).data.cast::<f32>(), ROWS * COLS);
+            for (c, column) in activations.chunks(K).enumerate() {
+                let (x_scale, qx) = quantise(column, false);
+                for (r, (w_scale, qw)) in quantised_rows.iter().enumerate() {
+                    let dot: i32 = qw.iter().zip(&qx).map(|(a, b)| a * b).sum();
+                    let expected = dot as f32 * (w_scale * x_scale);
+                    let value = got[c * ROWS + r];
+                    assert!(
+                        (value - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+                        "row {r}, column {c}: {value} against int8 arithmetic {expected}"
+                    );
+                    // and int8 stays close to the float product
+                    let exact: f32 = weights[r * K..(r + 1) * K].iter().zip(column).map(|(a, b)| a * b).sum();
+                    let norms = weights[r * K..(r + 1) * K].iter().map(|a| a * a).sum::<f32>().sqrt()
+                        * column.iter().map(|b| b * b).sum::<f32>().sqrt();
+                    assert!((value - exact).abs() <= 0.01 * norms, "row {r}, column {c}: {value} against {exact}");
+                }
+            }
+            let got = std::slice::from_raw_parts((*rows).data.cast::<f32>(), K * PICKED_ROWS.len());
+            for (j, &r) in PICKED_ROWS.iter().enumerate() {
+                let (w_scale, qw) = &quantised_rows[r as usize];
+                let expected: Vec<f32> = qw.iter().map(|&q| q as f32 * w_scale).collect();
+                assert_eq!(&got[j * K..(j + 1) * K], &expected[..], "row {r} read back");
+            }
+        }
+        ggml::ggml_free(ctx);
+        ggml::ggml_backend_buffer_free(weight_buffer);
+        ggml::ggml_free(weight_ctx);
+    }
+}
