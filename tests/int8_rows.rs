@@ -1,12 +1,17 @@
 //! callqa's whisper.cpp patch `scripts/whisper-cpp/repack-bf16-f16-as-int8-rows-vnni.patch`,
-//! checked through ggml itself: a bf16 matrix placed in ggml's CPU repack buffer, multiplied by
-//! a few columns and read back by row, against the same int8 arithmetic written out here.
-//! Where ggml was built without AVX-512 VNNI, the buffer must refuse the matrix (the patch
-//! compiles to nothing there and whisper.cpp keeps the plain CPU buffer).
+//! checked through ggml itself, against the same int8 arithmetic written out here:
+//! - weights: a bf16 matrix placed in ggml's CPU repack buffer, multiplied by a few columns
+//!   and read back by row. Where ggml was built without AVX-512 VNNI, the buffer must refuse
+//!   the matrix (the patch compiles to nothing there and whisper.cpp keeps the plain CPU
+//!   buffer).
+//! - attention: an f16 matrix in ordinary memory (keys, permuted as whisper.cpp's are) times
+//!   many columns, which the patch packs into int8 rows as the product runs; columns without
+//!   a negative value (probabilities) are quantised unsigned.
 //!
 //! The sizes reach every branch of the kernel: 89 rows are 4 groups of 16 in one register
 //! block, then 1 full group and a group of 9 valid rows alone; 7 columns are a block of 5 and
-//! one of 2.
+//! one of 2. The attention rows are 52 long, so the last 16 values of a row are a partial
+//! vector.
 
 use std::ffi::CStr;
 use std::ptr::null_mut;
@@ -24,12 +29,15 @@ fn value(seed: usize, i: usize) -> f32 {
     (h as f32 / 32_768.0 - 1.0) * (1.0 + (seed % 5) as f32)
 }
 
-/// One scale per vector (its largest magnitude / 127) and the vector rounded to int8 in those
-/// units, ties to even, as the kernel does: weights round their exact product with the
-/// inverse scale (`exact_product`), activations the product rounded to f32.
-fn quantise(v: &[f32], exact_product: bool) -> (f32, Vec<i32>) {
+/// One scale per vector and the vector rounded to integers in those units, ties to even, as
+/// the kernel does: int8 in units of the largest magnitude / 127, or, for a column with no
+/// negative value (`allow_unsigned`), 0..255 in units of its largest value / 255. Weights
+/// packed at load round their exact product with the inverse scale (`exact_product`),
+/// everything else the product rounded to f32.
+fn quantise(v: &[f32], exact_product: bool, allow_unsigned: bool) -> (f32, Vec<i32>) {
     let amax = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let inv = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+    let levels = if allow_unsigned && v.iter().all(|&x| x >= 0.0) { 255.0 } else { 127.0 };
+    let inv = if amax > 0.0 { levels / amax } else { 0.0 };
     let round = |x: f32| {
         if exact_product {
             (f64::from(x) * f64::from(inv)).round_ties_even()
@@ -37,7 +45,35 @@ fn quantise(v: &[f32], exact_product: bool) -> (f32, Vec<i32>) {
             f64::from((x * inv).round_ties_even())
         }
     };
-    (amax / 127.0, v.iter().map(|&x| round(x) as i32).collect())
+    (amax / levels, v.iter().map(|&x| round(x) as i32).collect())
+}
+
+/// `got` (row-major by column: `got[c * rows.len() + r]`) against the int8 arithmetic of the
+/// quantised rows and columns (to float rounding), and within 1% of the norms of the float
+/// product.
+fn assert_int8_product(
+    got: &[f32],
+    rows: &[&[f32]],
+    quantised_rows: &[(f32, Vec<i32>)],
+    columns: &[&[f32]],
+    allow_unsigned: bool,
+) {
+    for (c, column) in columns.iter().enumerate() {
+        let (x_scale, qx) = quantise(column, false, allow_unsigned);
+        for (r, (w_scale, qw)) in quantised_rows.iter().enumerate() {
+            let dot: i32 = qw.iter().zip(&qx).map(|(a, b)| a * b).sum();
+            let expected = dot as f32 * (w_scale * x_scale);
+            let value = got[c * rows.len() + r];
+            assert!(
+                (value - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+                "row {r}, column {c}: {value} against int8 arithmetic {expected}"
+            );
+            let exact: f32 = rows[r].iter().zip(column.iter()).map(|(a, b)| a * b).sum();
+            let norms =
+                rows[r].iter().map(|a| a * a).sum::<f32>().sqrt() * column.iter().map(|b| b * b).sum::<f32>().sqrt();
+            assert!((value - exact).abs() <= 0.01 * norms, "row {r}, column {c}: {value} against {exact}");
+        }
+    }
 }
 
 /// The CPU device's repack buffer type ("CPU_REPACK").
@@ -108,25 +144,12 @@ fn bf16_matrices_multiply_as_int8_rows_where_ggml_has_avx512_vnni() {
             assert_eq!(ggml::ggml_backend_graph_compute(backend, graph), ggml::ggml_status_GGML_STATUS_SUCCESS);
             ggml::ggml_backend_free(backend);
 
-            let quantised_rows: Vec<(f32, Vec<i32>)> = weights.chunks(K).map(|row| quantise(row, true)).collect();
+            let quantised_rows: Vec<(f32, Vec<i32>)> =
+                weights.chunks(K).map(|row| quantise(row, true, false)).collect();
             let got = std::slice::from_raw_parts((*product).data.cast::<f32>(), ROWS * COLS);
-            for (c, column) in activations.chunks(K).enumerate() {
-                let (x_scale, qx) = quantise(column, false);
-                for (r, (w_scale, qw)) in quantised_rows.iter().enumerate() {
-                    let dot: i32 = qw.iter().zip(&qx).map(|(a, b)| a * b).sum();
-                    let expected = dot as f32 * (w_scale * x_scale);
-                    let value = got[c * ROWS + r];
-                    assert!(
-                        (value - expected).abs() <= 1e-6 * expected.abs().max(1.0),
-                        "row {r}, column {c}: {value} against int8 arithmetic {expected}"
-                    );
-                    // and int8 stays close to the float product
-                    let exact: f32 = weights[r * K..(r + 1) * K].iter().zip(column).map(|(a, b)| a * b).sum();
-                    let norms = weights[r * K..(r + 1) * K].iter().map(|a| a * a).sum::<f32>().sqrt()
-                        * column.iter().map(|b| b * b).sum::<f32>().sqrt();
-                    assert!((value - exact).abs() <= 0.01 * norms, "row {r}, column {c}: {value} against {exact}");
-                }
-            }
+            let weight_rows: Vec<&[f32]> = weights.chunks(K).collect();
+            let columns: Vec<&[f32]> = activations.chunks(K).collect();
+            assert_int8_product(got, &weight_rows, &quantised_rows, &columns, false);
             let got = std::slice::from_raw_parts((*rows).data.cast::<f32>(), K * PICKED_ROWS.len());
             for (j, &r) in PICKED_ROWS.iter().enumerate() {
                 let (w_scale, qw) = &quantised_rows[r as usize];
@@ -137,5 +160,62 @@ fn bf16_matrices_multiply_as_int8_rows_where_ggml_has_avx512_vnni() {
         ggml::ggml_free(ctx);
         ggml::ggml_backend_buffer_free(weight_buffer);
         ggml::ggml_free(weight_ctx);
+    }
+}
+
+#[test]
+fn attention_products_of_many_columns_run_as_int8_where_ggml_has_avx512_vnni() {
+    const DIM: usize = 52;
+    const KEYS: usize = 37;
+    const HEADS: usize = 2;
+    const QUERIES: usize = 21;
+    // keys as whisper.cpp stores them, [DIM, HEADS, KEYS], in f16, and their exact values
+    let keys_f32: Vec<f32> = (0..KEYS * HEADS).flat_map(|r| (0..DIM).map(move |i| value(r, i))).collect();
+    let mut keys_f16 = vec![0u16; keys_f32.len()];
+    let mut keys = vec![0.0f32; keys_f32.len()];
+    // per head, columns 0..10 signed, 11..20 with no negative value (as probabilities are)
+    let queries: Vec<f32> = (0..HEADS * QUERIES)
+        .flat_map(|c| (0..DIM).map(move |i| if c % QUERIES > 10 { value(500 + c, i).abs() } else { value(500 + c, i) }))
+        .collect();
+    // SAFETY: as in the test above
+    unsafe {
+        ggml::ggml_fp32_to_fp16_row(keys_f32.as_ptr(), keys_f16.as_mut_ptr(), keys_f32.len() as i64);
+        ggml::ggml_fp16_to_fp32_row(keys_f16.as_ptr(), keys.as_mut_ptr(), keys_f32.len() as i64);
+        let ctx =
+            ggml::ggml_init(ggml::ggml_init_params { mem_size: 1 << 20, mem_buffer: null_mut(), no_alloc: false });
+        let k = ggml::ggml_new_tensor_3d(ctx, ggml::ggml_type_GGML_TYPE_F16, DIM as i64, HEADS as i64, KEYS as i64);
+        std::ptr::copy_nonoverlapping(keys_f16.as_ptr(), (*k).data.cast::<u16>(), keys_f16.len());
+        let q = ggml::ggml_new_tensor_3d(ctx, ggml::ggml_type_GGML_TYPE_F32, DIM as i64, QUERIES as i64, HEADS as i64);
+        std::ptr::copy_nonoverlapping(queries.as_ptr(), (*q).data.cast::<f32>(), queries.len());
+        let product = ggml::ggml_mul_mat(ctx, ggml::ggml_permute(ctx, k, 0, 2, 1, 3), q);
+        let graph = ggml::ggml_new_graph(ctx);
+        ggml::ggml_build_forward_expand(graph, product);
+        let backend = ggml::ggml_backend_cpu_init();
+        assert_eq!(ggml::ggml_backend_graph_compute(backend, graph), ggml::ggml_status_GGML_STATUS_SUCCESS);
+        ggml::ggml_backend_free(backend);
+
+        let vnni = ggml::ggml_cpu_has_avx512_vnni() != 0;
+        let got = std::slice::from_raw_parts((*product).data.cast::<f32>(), KEYS * QUERIES * HEADS);
+        for h in 0..HEADS {
+            // key r of head h is row r * HEADS + h of the stored keys
+            let rows: Vec<&[f32]> = (0..KEYS).map(|r| &keys[(r * HEADS + h) * DIM..][..DIM]).collect();
+            let columns: Vec<&[f32]> = queries[h * QUERIES * DIM..][..QUERIES * DIM].chunks(DIM).collect();
+            let got = &got[h * KEYS * QUERIES..][..KEYS * QUERIES];
+            if vnni {
+                let quantised_rows: Vec<(f32, Vec<i32>)> = rows.iter().map(|row| quantise(row, false, false)).collect();
+                assert_int8_product(got, &rows, &quantised_rows, &columns, true);
+            } else {
+                // ggml's f16 products: only the columns are rounded (to f16)
+                for (c, column) in columns.iter().enumerate() {
+                    for (r, row) in rows.iter().enumerate() {
+                        let exact: f32 = row.iter().zip(column.iter()).map(|(a, b)| a * b).sum();
+                        let norms = row.iter().map(|a| a * a).sum::<f32>().sqrt()
+                            * column.iter().map(|b| b * b).sum::<f32>().sqrt();
+                        assert!((got[c * KEYS + r] - exact).abs() <= 1e-3 * norms, "head {h}, row {r}, column {c}");
+                    }
+                }
+            }
+        }
+        ggml::ggml_free(ctx);
     }
 }

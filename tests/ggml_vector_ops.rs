@@ -1,0 +1,73 @@
+//! callqa's whisper.cpp patch `scripts/whisper-cpp/vec-gelu-and-row-max-simd.patch`, checked
+//! through ggml itself: GELU on whole AVX-512 vectors (ggml's tanh form, no longer its f16
+//! table) and softmax, whose row maximum is now taken on vectors.
+
+use std::ptr::null_mut;
+
+use whisper_rs::whisper_rs_sys as ggml;
+
+/// Runs `op` (built from one f32 tensor holding `input`, `row` values per row) on ggml's CPU
+/// backend and returns its output.
+fn run(
+    input: &[f32],
+    row: usize,
+    op: unsafe extern "C" fn(*mut ggml::ggml_context, *mut ggml::ggml_tensor) -> *mut ggml::ggml_tensor,
+) -> Vec<f32> {
+    // SAFETY: ggml's CPU backend through its C API; the context holds every tensor and is
+    // freed before returning, after the output is copied out.
+    unsafe {
+        let ctx =
+            ggml::ggml_init(ggml::ggml_init_params { mem_size: 1 << 22, mem_buffer: null_mut(), no_alloc: false });
+        let x = ggml::ggml_new_tensor_2d(ctx, ggml::ggml_type_GGML_TYPE_F32, row as i64, (input.len() / row) as i64);
+        std::ptr::copy_nonoverlapping(input.as_ptr(), (*x).data.cast::<f32>(), input.len());
+        let y = op(ctx, x);
+        let graph = ggml::ggml_new_graph(ctx);
+        ggml::ggml_build_forward_expand(graph, y);
+        let backend = ggml::ggml_backend_cpu_init();
+        assert_eq!(ggml::ggml_backend_graph_compute(backend, graph), ggml::ggml_status_GGML_STATUS_SUCCESS);
+        ggml::ggml_backend_free(backend);
+        let out = std::slice::from_raw_parts((*y).data.cast::<f32>(), input.len()).to_vec();
+        ggml::ggml_free(ctx);
+        out
+    }
+}
+
+#[test]
+fn gelu_is_the_tanh_form_to_float_precision_on_avx512() {
+    // -12 .. 12 in 1003 steps: both sides of ggml's +-10 cut-offs, and a partial last vector
+    let input: Vec<f32> = (0..1003).map(|i| -12.0 + 24.0 * i as f32 / 1002.0).collect();
+    let got = run(&input, input.len(), ggml::ggml_gelu);
+    // SAFETY: a query of ggml's build flags
+    let avx512 = unsafe { ggml::ggml_cpu_has_avx512() } != 0;
+    for (&x, &y) in input.iter().zip(&got) {
+        let x64 = f64::from(x);
+        let expected =
+            0.5 * x64 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * x64 * (1.0 + 0.044715 * x64 * x64)).tanh());
+        // ggml's f16 table rounds input and output to 11 significant bits
+        let tolerance = if avx512 { 2e-6 * expected.abs().max(1.0) } else { 2e-3 * expected.abs().max(1.0) };
+        assert!((f64::from(y) - expected).abs() <= tolerance, "gelu({x}) = {y}, expected {expected}");
+    }
+}
+
+#[test]
+fn softmax_subtracts_each_rows_maximum_wherever_it_is() {
+    // rows of 1500 (whisper's encoder context), 37 and 5 values between 0 and 200: a row maximum
+    // taken wrong overflows exp. The maximum sits in the middle of one row (a whole vector),
+    // at the end of the next (the scalar tail).
+    for row in [1500usize, 37, 5] {
+        let mut input = Vec::new();
+        for (r, at) in [row / 2, row - 1].into_iter().enumerate() {
+            let start = input.len();
+            input.extend((0..row).map(|i| ((i * 37 + r * 11) % 101) as f32));
+            input[start + at] = 200.0;
+        }
+        let got = run(&input, row, ggml::ggml_soft_max);
+        for (values, probabilities) in input.chunks(row).zip(got.chunks(row)) {
+            let total: f64 = values.iter().map(|&v| (f64::from(v) - 200.0).exp()).sum();
+            for (&v, &p) in values.iter().zip(probabilities) {
+                let expected = (f64::from(v) - 200.0).exp() / total;
+                assert!((f64::from(p) - expected).abs() <= 1e-6, "row of {row}: softmax {p}, expected {expected}");
+            }
+        }
+    }
+}
