@@ -7,6 +7,9 @@
 //! - attention: an f16 matrix in ordinary memory (keys, permuted as whisper.cpp's are) times
 //!   many columns, which the patch packs into int8 rows as the product runs; columns without
 //!   a negative value (probabilities) are quantised unsigned.
+//! - cross-attention: the same matrix registered ahead (as whisper.cpp registers its
+//!   cross-attention keys and values after the encoder, `whisper-prepack-cross-attention.patch`)
+//!   and multiplied by a few columns, which alone would stay f16; forgotten, it is f16 again.
 //!
 //! The sizes reach every branch of the kernel: 89 rows are 4 groups of 16 in one register
 //! block, then 1 full group and a group of 9 valid rows alone; 7 columns are a block of 5 and
@@ -163,21 +166,31 @@ fn bf16_matrices_multiply_as_int8_rows_where_ggml_has_avx512_vnni() {
     }
 }
 
-#[test]
-fn attention_products_of_many_columns_run_as_int8_where_ggml_has_avx512_vnni() {
-    const DIM: usize = 52;
-    const KEYS: usize = 37;
-    const HEADS: usize = 2;
-    const QUERIES: usize = 21;
-    // keys as whisper.cpp stores them, [DIM, HEADS, KEYS], in f16, and their exact values
+const DIM: usize = 52;
+const KEYS: usize = 37;
+const HEADS: usize = 2;
+
+// callqa's registry of f16 matrices packed ahead (repack.cpp), which whisper.cpp calls
+unsafe extern "C" {
+    fn ggml_cpu_callqa_prepack_f16(data: *const std::ffi::c_void, ne0: i64, ne1: i64, ne2: i64, nb1: usize, nb2: usize);
+    fn ggml_cpu_callqa_forget_prepacked(begin: *const std::ffi::c_void, end: *const std::ffi::c_void);
+}
+
+/// Keys as whisper.cpp stores them, [DIM, HEADS, KEYS] in f16 (their exact values returned),
+/// times `queries` columns per head, of which those from `first_unsigned` on have no negative
+/// value; `prepack` registers the keys' permuted view before the product and forgets it after.
+/// Returns the keys, the columns and the product.
+fn attention_product(queries: usize, first_unsigned: usize, prepack: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let keys_f32: Vec<f32> = (0..KEYS * HEADS).flat_map(|r| (0..DIM).map(move |i| value(r, i))).collect();
     let mut keys_f16 = vec![0u16; keys_f32.len()];
     let mut keys = vec![0.0f32; keys_f32.len()];
-    // per head, columns 0..10 signed, 11..20 with no negative value (as probabilities are)
-    let queries: Vec<f32> = (0..HEADS * QUERIES)
-        .flat_map(|c| (0..DIM).map(move |i| if c % QUERIES > 10 { value(500 + c, i).abs() } else { value(500 + c, i) }))
+    let columns: Vec<f32> = (0..HEADS * queries)
+        .flat_map(|c| {
+            (0..DIM)
+                .map(move |i| if c % queries >= first_unsigned { value(500 + c, i).abs() } else { value(500 + c, i) })
+        })
         .collect();
-    // SAFETY: as in the test above
+    // SAFETY: as in the test above; the registration is forgotten before the context is freed
     unsafe {
         ggml::ggml_fp32_to_fp16_row(keys_f32.as_ptr(), keys_f16.as_mut_ptr(), keys_f32.len() as i64);
         ggml::ggml_fp16_to_fp32_row(keys_f16.as_ptr(), keys.as_mut_ptr(), keys_f32.len() as i64);
@@ -185,37 +198,80 @@ fn attention_products_of_many_columns_run_as_int8_where_ggml_has_avx512_vnni() {
             ggml::ggml_init(ggml::ggml_init_params { mem_size: 1 << 20, mem_buffer: null_mut(), no_alloc: false });
         let k = ggml::ggml_new_tensor_3d(ctx, ggml::ggml_type_GGML_TYPE_F16, DIM as i64, HEADS as i64, KEYS as i64);
         std::ptr::copy_nonoverlapping(keys_f16.as_ptr(), (*k).data.cast::<u16>(), keys_f16.len());
-        let q = ggml::ggml_new_tensor_3d(ctx, ggml::ggml_type_GGML_TYPE_F32, DIM as i64, QUERIES as i64, HEADS as i64);
-        std::ptr::copy_nonoverlapping(queries.as_ptr(), (*q).data.cast::<f32>(), queries.len());
-        let product = ggml::ggml_mul_mat(ctx, ggml::ggml_permute(ctx, k, 0, 2, 1, 3), q);
+        let q = ggml::ggml_new_tensor_3d(ctx, ggml::ggml_type_GGML_TYPE_F32, DIM as i64, queries as i64, HEADS as i64);
+        std::ptr::copy_nonoverlapping(columns.as_ptr(), (*q).data.cast::<f32>(), columns.len());
+        let keys_view = ggml::ggml_permute(ctx, k, 0, 2, 1, 3);
+        if prepack {
+            let v = &*keys_view;
+            ggml_cpu_callqa_prepack_f16(v.data, v.ne[0], v.ne[1], v.ne[2], v.nb[1], v.nb[2]);
+        }
+        let product = ggml::ggml_mul_mat(ctx, keys_view, q);
         let graph = ggml::ggml_new_graph(ctx);
         ggml::ggml_build_forward_expand(graph, product);
         let backend = ggml::ggml_backend_cpu_init();
         assert_eq!(ggml::ggml_backend_graph_compute(backend, graph), ggml::ggml_status_GGML_STATUS_SUCCESS);
         ggml::ggml_backend_free(backend);
+        if prepack {
+            ggml_cpu_callqa_forget_prepacked((*k).data, (*k).data.cast::<u8>().add(ggml::ggml_nbytes(k)).cast());
+        }
+        let got = std::slice::from_raw_parts((*product).data.cast::<f32>(), KEYS * queries * HEADS).to_vec();
+        ggml::ggml_free(ctx);
+        (keys, columns, got)
+    }
+}
 
-        let vnni = ggml::ggml_cpu_has_avx512_vnni() != 0;
-        let got = std::slice::from_raw_parts((*product).data.cast::<f32>(), KEYS * QUERIES * HEADS);
-        for h in 0..HEADS {
-            // key r of head h is row r * HEADS + h of the stored keys
-            let rows: Vec<&[f32]> = (0..KEYS).map(|r| &keys[(r * HEADS + h) * DIM..][..DIM]).collect();
-            let columns: Vec<&[f32]> = queries[h * QUERIES * DIM..][..QUERIES * DIM].chunks(DIM).collect();
-            let got = &got[h * KEYS * QUERIES..][..KEYS * QUERIES];
-            if vnni {
-                let quantised_rows: Vec<(f32, Vec<i32>)> = rows.iter().map(|row| quantise(row, false, false)).collect();
-                assert_int8_product(got, &rows, &quantised_rows, &columns, true);
-            } else {
-                // ggml's f16 products: only the columns are rounded (to f16)
-                for (c, column) in columns.iter().enumerate() {
-                    for (r, row) in rows.iter().enumerate() {
-                        let exact: f32 = row.iter().zip(column.iter()).map(|(a, b)| a * b).sum();
-                        let norms = row.iter().map(|a| a * a).sum::<f32>().sqrt()
-                            * column.iter().map(|b| b * b).sum::<f32>().sqrt();
-                        assert!((got[c * KEYS + r] - exact).abs() <= 1e-3 * norms, "head {h}, row {r}, column {c}");
-                    }
-                }
+/// The product of [`attention_product`] checked head by head: as int8 rows (`int8`), or as
+/// ggml's f16 products, which round only the columns (to f16).
+fn assert_attention(keys: &[f32], columns: &[f32], got: &[f32], queries: usize, int8: bool) {
+    for h in 0..HEADS {
+        // key r of head h is row r * HEADS + h of the stored keys
+        let rows: Vec<&[f32]> = (0..KEYS).map(|r| &keys[(r * HEADS + h) * DIM..][..DIM]).collect();
+        let columns: Vec<&[f32]> = columns[h * queries * DIM..][..queries * DIM].chunks(DIM).collect();
+        let got = &got[h * KEYS * queries..][..KEYS * queries];
+        if int8 {
+            let quantised_rows: Vec<(f32, Vec<i32>)> = rows.iter().map(|row| quantise(row, false, false)).collect();
+            assert_int8_product(got, &rows, &quantised_rows, &columns, true);
+            continue;
+        }
+        for (c, column) in columns.iter().enumerate() {
+            let mut column_f16 = vec![0u16; DIM];
+            let mut rounded = vec![0.0f32; DIM];
+            // SAFETY: conversions between slices of DIM values
+            unsafe {
+                ggml::ggml_fp32_to_fp16_row(column.as_ptr(), column_f16.as_mut_ptr(), DIM as i64);
+                ggml::ggml_fp16_to_fp32_row(column_f16.as_ptr(), rounded.as_mut_ptr(), DIM as i64);
+            }
+            for (r, row) in rows.iter().enumerate() {
+                let expected: f32 = row.iter().zip(&rounded).map(|(a, b)| a * b).sum();
+                let norms =
+                    row.iter().map(|a| a * a).sum::<f32>().sqrt() * rounded.iter().map(|b| b * b).sum::<f32>().sqrt();
+                let value = got[c * KEYS + r];
+                // ggml sums in its own order: float rounding of the norms' size, far below int8's
+                assert!(
+                    (value - expected).abs() <= 1e-5 * norms,
+                    "head {h}, row {r}, column {c}: {value} against f16 arithmetic {expected}"
+                );
             }
         }
-        ggml::ggml_free(ctx);
     }
+}
+
+#[test]
+fn attention_products_of_many_columns_run_as_int8_where_ggml_has_avx512_vnni() {
+    // 21 columns per head, 0..10 signed, 11..20 with no negative value (as probabilities are)
+    let (keys, columns, got) = attention_product(21, 11, false);
+    // SAFETY: a query of ggml's build flags
+    let vnni = unsafe { ggml::ggml_cpu_has_avx512_vnni() } != 0;
+    assert_attention(&keys, &columns, &got, 21, vnni);
+}
+
+#[test]
+fn registered_cross_attention_keys_take_few_columns_as_int8_until_forgotten() {
+    // SAFETY: a query of ggml's build flags
+    let vnni = unsafe { ggml::ggml_cpu_has_avx512_vnni() } != 0;
+    let (keys, columns, got) = attention_product(3, 2, true);
+    assert_attention(&keys, &columns, &got, 3, vnni);
+    // the same product unregistered: 3 columns stay f16
+    let (keys, columns, got) = attention_product(3, 2, false);
+    assert_attention(&keys, &columns, &got, 3, false);
 }
