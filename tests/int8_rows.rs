@@ -6,7 +6,8 @@
 //!   buffer).
 //! - attention: an f16 matrix in ordinary memory (keys, permuted as whisper.cpp's are) times
 //!   many columns, which the patch packs into int8 rows as the product runs; columns without
-//!   a negative value (probabilities) are quantised unsigned.
+//!   a negative value (probabilities) are quantised unsigned, their rounding residual added
+//!   back.
 //! - cross-attention: the same matrix registered ahead (as whisper.cpp registers its
 //!   cross-attention keys and values after the encoder, `whisper-prepack-cross-attention.patch`)
 //!   and multiplied by a few columns, which alone would stay f16; forgotten, it is f16 again.
@@ -53,7 +54,8 @@ fn quantise(v: &[f32], exact_product: bool, allow_unsigned: bool) -> (f32, Vec<i
 
 /// `got` (row-major by column: `got[c * rows.len() + r]`) against the int8 arithmetic of the
 /// quantised rows and columns (to float rounding), and within 1% of the norms of the float
-/// product.
+/// product. An unsigned column's rounding residual, per value, comes back times the row's
+/// sum.
 fn assert_int8_product(
     got: &[f32],
     rows: &[&[f32]],
@@ -63,9 +65,16 @@ fn assert_int8_product(
 ) {
     for (c, column) in columns.iter().enumerate() {
         let (x_scale, qx) = quantise(column, false, allow_unsigned);
+        let unsigned = allow_unsigned && column.iter().all(|&x| x >= 0.0);
+        let residual = if unsigned {
+            column.iter().zip(&qx).map(|(&x, &q)| x - q as f32 * x_scale).sum::<f32>() / column.len() as f32
+        } else {
+            0.0
+        };
         for (r, (w_scale, qw)) in quantised_rows.iter().enumerate() {
             let dot: i32 = qw.iter().zip(&qx).map(|(a, b)| a * b).sum();
-            let expected = dot as f32 * (w_scale * x_scale);
+            let row_sum = qw.iter().sum::<i32>() as f32 * w_scale;
+            let expected = dot as f32 * (w_scale * x_scale) + row_sum * residual;
             let value = got[c * rows.len() + r];
             assert!(
                 (value - expected).abs() <= 1e-6 * expected.abs().max(1.0),
