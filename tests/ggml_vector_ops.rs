@@ -1,6 +1,8 @@
-//! callqa's whisper.cpp patch `scripts/whisper-cpp/vec-gelu-and-row-max-simd.patch`, checked
-//! through ggml itself: GELU on whole AVX-512 vectors (ggml's tanh form, no longer its f16
-//! table) and softmax, whose row maximum is now taken on vectors.
+//! callqa's whisper.cpp patches `scripts/whisper-cpp/vec-gelu-and-row-max-simd.patch` and
+//! `whisper-vocabulary-on-vectors.patch`, checked through ggml itself: GELU on whole AVX-512
+//! vectors (ggml's tanh form, no longer its f16 table), softmax, whose row maximum is now
+//! taken on vectors, and the log-softmax over the vocabulary that whisper.cpp now hands to
+//! ggml's CPU backend.
 
 use std::ptr::null_mut;
 
@@ -70,4 +72,53 @@ fn softmax_subtracts_each_rows_maximum_wherever_it_is() {
             }
         }
     }
+}
+
+unsafe extern "C" {
+    fn ggml_cpu_callqa_max_f32(x: *const f32, n: i32) -> f32;
+    fn ggml_cpu_callqa_log_softmax(logits: *const f32, n: i32, logprobs: *mut f32);
+}
+
+fn log_softmax(logits: &[f32]) -> Vec<f32> {
+    let mut logprobs = vec![f32::NAN; logits.len()];
+    // SAFETY: both slices hold `logits.len()` values
+    unsafe { ggml_cpu_callqa_log_softmax(logits.as_ptr(), logits.len() as i32, logprobs.as_mut_ptr()) };
+    logprobs
+}
+
+#[test]
+fn log_softmax_over_the_vocabulary_matches_double_precision_and_keeps_suppressed_tokens_out() {
+    // whisper's multilingual vocabulary (51,865: a partial last vector), logits between -20 and
+    // 30 as a decoder gives them, every seventh suppressed (-inf) as whisper.cpp's filters do,
+    // and the largest in the scalar tail
+    let n = 51_865;
+    let mut logits: Vec<f32> = (0..n).map(|i| ((i * 7919) % 5000) as f32 / 100.0 - 20.0).collect();
+    for suppressed in logits.iter_mut().step_by(7) {
+        *suppressed = f32::NEG_INFINITY;
+    }
+    logits[n - 2] = 31.5;
+    let got = log_softmax(&logits);
+    let total: f64 = logits.iter().map(|&v| (f64::from(v) - 31.5).exp()).sum();
+    for (i, (&v, &lp)) in logits.iter().zip(&got).enumerate() {
+        if v == f32::NEG_INFINITY {
+            assert_eq!(lp, f32::NEG_INFINITY, "suppressed token {i} has log-probability {lp}");
+            continue;
+        }
+        let expected = f64::from(v) - 31.5 - total.ln();
+        // float arithmetic on a log-probability of about -20 at worst: a few units in its last place
+        assert!((f64::from(lp) - expected).abs() <= 1e-5, "token {i}: {lp}, expected {expected}");
+    }
+    let probability_mass: f64 = got.iter().map(|&lp| f64::from(lp).exp()).sum();
+    assert!((probability_mass - 1.0).abs() < 1e-5, "probabilities sum to {probability_mass}");
+
+    // the maximum of the text tokens only (whisper.cpp's timestamp rule), wherever it sits
+    for at in [0, 1000, 50_256] {
+        let mut x = logits.clone();
+        x[at] = 40.0;
+        // SAFETY: 50,257 values of x
+        assert_eq!(unsafe { ggml_cpu_callqa_max_f32(x.as_ptr(), 50_257) }, 40.0, "maximum at {at}");
+    }
+
+    // a step where every token is suppressed has no probabilities, not NaN
+    assert!(log_softmax(&[f32::NEG_INFINITY; 37]).iter().all(|&lp| lp == f32::NEG_INFINITY));
 }
