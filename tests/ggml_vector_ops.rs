@@ -105,13 +105,14 @@ fn log_softmax_over_the_vocabulary_matches_double_precision_and_keeps_suppressed
             continue;
         }
         let expected = f64::from(v) - 31.5 - total.ln();
-        // float arithmetic on a log-probability of about -20 at worst: a few units in its last place
+        // float arithmetic on log-probabilities down to about -52: a few units in their last place
         assert!((f64::from(lp) - expected).abs() <= 1e-5, "token {i}: {lp}, expected {expected}");
     }
     let probability_mass: f64 = got.iter().map(|&lp| f64::from(lp).exp()).sum();
     assert!((probability_mass - 1.0).abs() < 1e-5, "probabilities sum to {probability_mass}");
 
-    // the maximum of the text tokens only (whisper.cpp's timestamp rule), wherever it sits
+    // the maximum of a prefix (whisper.cpp takes the text tokens' before its timestamp rule),
+    // wherever in it the maximum sits
     for at in [0, 1000, 50_256] {
         let mut x = logits.clone();
         x[at] = 40.0;
