@@ -1,8 +1,9 @@
-//! callqa's whisper.cpp patches `scripts/whisper-cpp/vec-gelu-and-row-max-simd.patch` and
-//! `whisper-vocabulary-on-vectors.patch`, checked through ggml itself: GELU on whole AVX-512
-//! vectors (ggml's tanh form, no longer its f16 table), softmax, whose row maximum is now
-//! taken on vectors, and the log-softmax over the vocabulary that whisper.cpp now hands to
-//! ggml's CPU backend.
+//! callqa's whisper.cpp patches `scripts/whisper-cpp/vec-gelu-and-row-max-simd.patch`,
+//! `whisper-vocabulary-on-vectors.patch` and `whisper-self-attention-flash-f32.patch`, checked
+//! through ggml itself: GELU on whole AVX-512 vectors (ggml's tanh form, no longer its f16
+//! table), softmax, whose row maximum is now taken on vectors, the log-softmax over the
+//! vocabulary that whisper.cpp now hands to ggml's CPU backend, and flash attention (the
+//! decoder's self-attention) summing f16 values in f32.
 
 use std::ptr::null_mut;
 
@@ -122,4 +123,85 @@ fn log_softmax_over_the_vocabulary_matches_double_precision_and_keeps_suppressed
 
     // a step where every token is suppressed has no probabilities, not NaN
     assert!(log_softmax(&[f32::NEG_INFINITY; 37]).iter().all(|&lp| lp == f32::NEG_INFINITY));
+}
+
+#[test]
+fn flash_attention_sums_f16_values_in_f32_and_skips_the_cells_the_mask_removes() {
+    // the decoder's self-attention at beam 5: 5 queries (one per beam) over a cache the beams
+    // share, each owning every fifth cell after 3 shared prompt cells; 2 heads of 64 values
+    const HEAD: usize = 64;
+    const HEADS: usize = 2;
+    const BEAMS: usize = 5;
+    const CELLS: usize = 333;
+    const PROMPT: usize = 3;
+    let owns = |beam: usize, cell: usize| cell < PROMPT || cell % BEAMS == beam;
+    // values on the f16 grid, so that ggml's conversions of inputs are exact and the only
+    // rounding left is the arithmetic's
+    let query: Vec<f32> = (0..HEAD * BEAMS * HEADS).map(|i| ((i * 29) % 64) as f32 / 16.0 - 2.0).collect();
+    let key: Vec<f32> = (0..HEAD * CELLS * HEADS).map(|i| ((i * 31 + 7) % 64) as f32 / 32.0 - 1.0).collect();
+    let mut value: Vec<f32> = (0..HEAD * CELLS * HEADS).map(|i| ((i * 37 + 3) % 64) as f32 / 32.0 - 1.0).collect();
+    // cells no query may see hold values that would show in any output that read them
+    for (i, v) in value.iter_mut().enumerate() {
+        if (0..BEAMS).all(|beam| !owns(beam, (i / HEAD) % CELLS)) {
+            *v = 1000.0;
+        }
+    }
+    let mask: Vec<f32> =
+        (0..CELLS * BEAMS).map(|i| if owns(i / CELLS, i % CELLS) { 0.0 } else { f32::NEG_INFINITY }).collect();
+    let scale = 1.0 / (HEAD as f32).sqrt();
+
+    // SAFETY: ggml's CPU backend through its C API; every tensor lives in the context, which is
+    // freed after the output is copied out; each copy fills exactly its tensor's elements.
+    let got = unsafe {
+        let ctx =
+            ggml::ggml_init(ggml::ggml_init_params { mem_size: 1 << 24, mem_buffer: null_mut(), no_alloc: false });
+        let f16_tensor = |values: &[f32], ne0: usize, ne1: usize, ne2: usize| {
+            let t = ggml::ggml_new_tensor_3d(ctx, ggml::ggml_type_GGML_TYPE_F16, ne0 as i64, ne1 as i64, ne2 as i64);
+            ggml::ggml_fp32_to_fp16_row(values.as_ptr(), (*t).data.cast(), values.len() as i64);
+            t
+        };
+        let q = ggml::ggml_new_tensor_3d(ctx, ggml::ggml_type_GGML_TYPE_F32, HEAD as i64, BEAMS as i64, HEADS as i64);
+        std::ptr::copy_nonoverlapping(query.as_ptr(), (*q).data.cast::<f32>(), query.len());
+        let k = f16_tensor(&key, HEAD, CELLS, HEADS);
+        let v = f16_tensor(&value, HEAD, CELLS, HEADS);
+        let m = f16_tensor(&mask, CELLS, BEAMS, 1);
+        let out = ggml::ggml_flash_attn_ext(ctx, q, k, v, m, scale, 0.0, 0.0);
+        let graph = ggml::ggml_new_graph(ctx);
+        ggml::ggml_build_forward_expand(graph, out);
+        let backend = ggml::ggml_backend_cpu_init();
+        assert_eq!(ggml::ggml_backend_graph_compute(backend, graph), ggml::ggml_status_GGML_STATUS_SUCCESS);
+        ggml::ggml_backend_free(backend);
+        // laid out [value, head, query]
+        let got = std::slice::from_raw_parts((*out).data.cast::<f32>(), HEAD * HEADS * BEAMS).to_vec();
+        ggml::ggml_free(ctx);
+        got
+    };
+
+    for head in 0..HEADS {
+        for beam in 0..BEAMS {
+            let q = &query[HEAD * (beam + BEAMS * head)..][..HEAD];
+            let cell = |c: usize| HEAD * (c + CELLS * head);
+            let scores: Vec<(usize, f64)> = (0..CELLS)
+                .filter(|&c| owns(beam, c))
+                .map(|c| {
+                    let dot: f64 =
+                        q.iter().zip(&key[cell(c)..][..HEAD]).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+                    (c, dot * f64::from(scale))
+                })
+                .collect();
+            let max = scores.iter().map(|&(_, s)| s).fold(f64::NEG_INFINITY, f64::max);
+            let total: f64 = scores.iter().map(|&(_, s)| (s - max).exp()).sum();
+            for d in 0..HEAD {
+                let expected: f64 =
+                    scores.iter().map(|&(c, s)| (s - max).exp() / total * f64::from(value[cell(c) + d])).sum();
+                let actual = got[HEAD * (head + HEADS * beam) + d];
+                // f32 sums over 68 cells of values in [-1, 1]: a few units in the 6th decimal.
+                // ggml's f16 accumulator (11 significant bits) missed the first value here by 4.5e-4.
+                assert!(
+                    (f64::from(actual) - expected).abs() <= 1e-5,
+                    "head {head}, beam {beam}, value {d}: {actual}, expected {expected}"
+                );
+            }
+        }
+    }
 }
