@@ -1,9 +1,10 @@
 //! callqa's whisper.cpp patches `scripts/whisper-cpp/vec-gelu-and-row-max-simd.patch`,
-//! `whisper-vocabulary-on-vectors.patch` and `whisper-self-attention-flash-f32.patch`, checked
-//! through ggml itself: GELU on whole AVX-512 vectors (ggml's tanh form, no longer its f16
-//! table), softmax, whose row maximum is now taken on vectors, the log-softmax over the
-//! vocabulary that whisper.cpp now hands to ggml's CPU backend, and flash attention (the
-//! decoder's self-attention) summing f16 values in f32.
+//! `whisper-vocabulary-on-vectors.patch`, `whisper-self-attention-flash-f32.patch` and
+//! `whisper-signal-energy-on-vectors.patch`, checked through ggml itself: GELU on whole
+//! AVX-512 vectors (ggml's tanh form, no longer its f16 table), softmax, whose row maximum is
+//! now taken on vectors, the log-softmax over the vocabulary and the scans over it that
+//! whisper.cpp now hands to ggml's CPU backend, flash attention (the decoder's self-attention)
+//! summing f16 values in f32, and the signal energy behind token timestamps.
 
 use std::ptr::null_mut;
 
@@ -78,6 +79,8 @@ fn softmax_subtracts_each_rows_maximum_wherever_it_is() {
 unsafe extern "C" {
     fn ggml_cpu_callqa_max_f32(x: *const f32, n: i32) -> f32;
     fn ggml_cpu_callqa_log_softmax(logits: *const f32, n: i32, logprobs: *mut f32);
+    fn ggml_cpu_callqa_first_above(x: *const f32, n: i32, threshold: f32) -> i32;
+    fn ggml_cpu_callqa_signal_energy(signal: *const f32, n: i32, half_window: i32, energy: *mut f32);
 }
 
 fn log_softmax(logits: &[f32]) -> Vec<f32> {
@@ -202,6 +205,60 @@ fn flash_attention_sums_f16_values_in_f32_and_skips_the_cells_the_mask_removes()
                     "head {head}, beam {beam}, value {d}: {actual}, expected {expected}"
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn first_above_finds_the_first_logit_over_the_threshold_in_any_lane_or_the_tail() {
+    let n = 51_865;
+    let mut logits: Vec<f32> = (0..n).map(|i| ((i * 7919) % 5000) as f32 / 1000.0 - 20.0).collect();
+    logits[3] = f32::NAN; // not above anything, as in whisper.cpp's comparison
+    let first_above = |x: &[f32], threshold: f32| {
+        // SAFETY: x holds x.len() values
+        unsafe { ggml_cpu_callqa_first_above(x.as_ptr(), x.len() as i32, threshold) as usize }
+    };
+    for at in [0, 5, 15, 16, 17, 1000, 51_840, n - 1] {
+        let mut x = logits.clone();
+        x[at] = 10.0;
+        assert_eq!(first_above(&x, 9.5), at, "only logit above at {at}");
+        // from an offset, as beam search resumes after each logit it keeps
+        assert_eq!(first_above(&x[at.min(1)..], 9.5), at - at.min(1), "from 1, only logit above at {at}");
+    }
+    assert_eq!(first_above(&logits, 100.0), n, "none above");
+    // equal is not above: a logit equal to the k-th kept does not displace it
+    let mut x = logits.clone();
+    x[2] = -16.0;
+    assert_eq!(first_above(&x, -16.0), 5, "x[2] equals the threshold, x[5] is the first above it");
+}
+
+#[test]
+fn signal_energy_is_whisper_cpps_window_mean_to_the_bit() {
+    // whisper.cpp's own loop, in f32 like its code: each sum adds its window front to back
+    fn reference(signal: &[f32], half_window: usize) -> Vec<f32> {
+        let n = signal.len() as isize;
+        (0..n)
+            .map(|i| {
+                let mut sum = 0.0f32;
+                for j in -(half_window as isize)..=half_window as isize {
+                    if (0..n).contains(&(i + j)) {
+                        sum += signal[(i + j) as usize].abs();
+                    }
+                }
+                sum / (2 * half_window + 1) as f32
+            })
+            .collect()
+    }
+    // lengths around the 64-sample blocks and shorter than a window, a speech-like signal
+    // whose additions round differently in any other order
+    for n in [7usize, 64, 65, 129, 1000, 16_001] {
+        let signal: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * (1.0 + (i % 97) as f32 / 13.0)).collect();
+        let mut energy = vec![f32::NAN; n];
+        // SAFETY: both slices hold n values
+        unsafe { ggml_cpu_callqa_signal_energy(signal.as_ptr(), n as i32, 32, energy.as_mut_ptr()) };
+        let expected = reference(&signal, 32);
+        for (i, (got, want)) in energy.iter().zip(&expected).enumerate() {
+            assert_eq!(got.to_bits(), want.to_bits(), "{n} samples, sample {i}: {got} against {want}");
         }
     }
 }
