@@ -83,7 +83,9 @@ pub struct AsrSettings {
     /// when they hold at least this much detected speech (seconds); the fuller of the two
     /// readings is kept. 0 turns the second pass off. Default 1.0.
     pub retry_min_speech_s: f64,
-    /// Use flash attention in whisper.cpp (turns off `dtw_timestamps`). Default false.
+    /// Use flash attention in whisper.cpp's encoder and cross-attention (turns off
+    /// `dtw_timestamps`). The decoder's self-attention always uses it (callqa's patched
+    /// whisper.cpp: it skips the cache cells other beams own). Default false.
     pub flash_attention: bool,
     /// Decode on the GPU where callqa was built with one (`scripts/build-cuda.sh`); false
     /// keeps such a build on the CPU. Each `--jobs` worker holds its own copy of the model on
