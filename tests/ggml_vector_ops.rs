@@ -10,6 +10,48 @@ use std::ptr::null_mut;
 
 use whisper_rs::whisper_rs_sys as ggml;
 
+/// Builds a graph in a fresh ggml context with `build` (handed the context, returning the
+/// output tensor), computes it on ggml's CPU backend and returns the output's first `len`
+/// values.
+fn compute(len: usize, build: impl FnOnce(*mut ggml::ggml_context) -> *mut ggml::ggml_tensor) -> Vec<f32> {
+    // SAFETY: ggml's CPU backend through its C API; the context holds every tensor and is
+    // freed before returning, after the output is copied out.
+    unsafe {
+        let ctx =
+            ggml::ggml_init(ggml::ggml_init_params { mem_size: 1 << 24, mem_buffer: null_mut(), no_alloc: false });
+        let y = build(ctx);
+        let graph = ggml::ggml_new_graph(ctx);
+        ggml::ggml_build_forward_expand(graph, y);
+        let backend = ggml::ggml_backend_cpu_init();
+        assert_eq!(ggml::ggml_backend_graph_compute(backend, graph), ggml::ggml_status_GGML_STATUS_SUCCESS);
+        ggml::ggml_backend_free(backend);
+        let out = std::slice::from_raw_parts((*y).data.cast::<f32>(), len).to_vec();
+        ggml::ggml_free(ctx);
+        out
+    }
+}
+
+/// A tensor of `values` in `ctx`, of shape [ne0, ne1, ne2], stored as `kind` (f32 or f16).
+fn tensor(
+    ctx: *mut ggml::ggml_context,
+    kind: ggml::ggml_type,
+    values: &[f32],
+    [ne0, ne1, ne2]: [usize; 3],
+) -> *mut ggml::ggml_tensor {
+    assert_eq!(values.len(), ne0 * ne1 * ne2);
+    // SAFETY: a tensor of exactly values.len() elements of `kind`, filled from values
+    unsafe {
+        let t = ggml::ggml_new_tensor_3d(ctx, kind, ne0 as i64, ne1 as i64, ne2 as i64);
+        if kind == ggml::ggml_type_GGML_TYPE_F16 {
+            ggml::ggml_fp32_to_fp16_row(values.as_ptr(), (*t).data.cast(), values.len() as i64);
+        } else {
+            assert_eq!(kind, ggml::ggml_type_GGML_TYPE_F32);
+            std::ptr::copy_nonoverlapping(values.as_ptr(), (*t).data.cast::<f32>(), values.len());
+        }
+        t
+    }
+}
+
 /// Runs `op` (built from one f32 tensor holding `input`, `row` values per row) on ggml's CPU
 /// backend and returns its output.
 fn run(
@@ -17,23 +59,11 @@ fn run(
     row: usize,
     op: unsafe extern "C" fn(*mut ggml::ggml_context, *mut ggml::ggml_tensor) -> *mut ggml::ggml_tensor,
 ) -> Vec<f32> {
-    // SAFETY: ggml's CPU backend through its C API; the context holds every tensor and is
-    // freed before returning, after the output is copied out.
-    unsafe {
-        let ctx =
-            ggml::ggml_init(ggml::ggml_init_params { mem_size: 1 << 22, mem_buffer: null_mut(), no_alloc: false });
-        let x = ggml::ggml_new_tensor_2d(ctx, ggml::ggml_type_GGML_TYPE_F32, row as i64, (input.len() / row) as i64);
-        std::ptr::copy_nonoverlapping(input.as_ptr(), (*x).data.cast::<f32>(), input.len());
-        let y = op(ctx, x);
-        let graph = ggml::ggml_new_graph(ctx);
-        ggml::ggml_build_forward_expand(graph, y);
-        let backend = ggml::ggml_backend_cpu_init();
-        assert_eq!(ggml::ggml_backend_graph_compute(backend, graph), ggml::ggml_status_GGML_STATUS_SUCCESS);
-        ggml::ggml_backend_free(backend);
-        let out = std::slice::from_raw_parts((*y).data.cast::<f32>(), input.len()).to_vec();
-        ggml::ggml_free(ctx);
-        out
-    }
+    compute(input.len(), |ctx| {
+        let x = tensor(ctx, ggml::ggml_type_GGML_TYPE_F32, input, [row, input.len() / row, 1]);
+        // SAFETY: a ggml op on a tensor of this context
+        unsafe { op(ctx, x) }
+    })
 }
 
 #[test]
@@ -153,32 +183,16 @@ fn flash_attention_sums_f16_values_in_f32_and_skips_the_cells_the_mask_removes()
         (0..CELLS * BEAMS).map(|i| if owns(i / CELLS, i % CELLS) { 0.0 } else { f32::NEG_INFINITY }).collect();
     let scale = 1.0 / (HEAD as f32).sqrt();
 
-    // SAFETY: ggml's CPU backend through its C API; every tensor lives in the context, which is
-    // freed after the output is copied out; each copy fills exactly its tensor's elements.
-    let got = unsafe {
-        let ctx =
-            ggml::ggml_init(ggml::ggml_init_params { mem_size: 1 << 24, mem_buffer: null_mut(), no_alloc: false });
-        let f16_tensor = |values: &[f32], ne0: usize, ne1: usize, ne2: usize| {
-            let t = ggml::ggml_new_tensor_3d(ctx, ggml::ggml_type_GGML_TYPE_F16, ne0 as i64, ne1 as i64, ne2 as i64);
-            ggml::ggml_fp32_to_fp16_row(values.as_ptr(), (*t).data.cast(), values.len() as i64);
-            t
-        };
-        let q = ggml::ggml_new_tensor_3d(ctx, ggml::ggml_type_GGML_TYPE_F32, HEAD as i64, BEAMS as i64, HEADS as i64);
-        std::ptr::copy_nonoverlapping(query.as_ptr(), (*q).data.cast::<f32>(), query.len());
-        let k = f16_tensor(&key, HEAD, CELLS, HEADS);
-        let v = f16_tensor(&value, HEAD, CELLS, HEADS);
-        let m = f16_tensor(&mask, CELLS, BEAMS, 1);
-        let out = ggml::ggml_flash_attn_ext(ctx, q, k, v, m, scale, 0.0, 0.0);
-        let graph = ggml::ggml_new_graph(ctx);
-        ggml::ggml_build_forward_expand(graph, out);
-        let backend = ggml::ggml_backend_cpu_init();
-        assert_eq!(ggml::ggml_backend_graph_compute(backend, graph), ggml::ggml_status_GGML_STATUS_SUCCESS);
-        ggml::ggml_backend_free(backend);
-        // laid out [value, head, query]
-        let got = std::slice::from_raw_parts((*out).data.cast::<f32>(), HEAD * HEADS * BEAMS).to_vec();
-        ggml::ggml_free(ctx);
-        got
-    };
+    // laid out [value, head, query]
+    let got = compute(HEAD * HEADS * BEAMS, |ctx| {
+        let (f32_kind, f16_kind) = (ggml::ggml_type_GGML_TYPE_F32, ggml::ggml_type_GGML_TYPE_F16);
+        let q = tensor(ctx, f32_kind, &query, [HEAD, BEAMS, HEADS]);
+        let k = tensor(ctx, f16_kind, &key, [HEAD, CELLS, HEADS]);
+        let v = tensor(ctx, f16_kind, &value, [HEAD, CELLS, HEADS]);
+        let m = tensor(ctx, f16_kind, &mask, [CELLS, BEAMS, 1]);
+        // SAFETY: a ggml op on tensors of this context
+        unsafe { ggml::ggml_flash_attn_ext(ctx, q, k, v, m, scale, 0.0, 0.0) }
+    });
 
     for head in 0..HEADS {
         for beam in 0..BEAMS {
