@@ -188,8 +188,18 @@ fn check_output_dir(out: &Storage, run_id: &str) -> Result<(), RunError> {
 /// the decoded samples (up to 4x for 8-bit) and the 16 kHz copies (up to 8x from 8 kHz
 /// 8-bit); after decoding the reservation shrinks to the 16 kHz audio actually held.
 fn memory_estimate(source: &CallSource) -> usize {
-    let len = source.size_bytes.or_else(|| std::fs::metadata(&source.path).ok().map(|m| m.len())).unwrap_or(0);
-    (len as usize).saturating_mul(13)
+    (file_size(source) as usize).saturating_mul(13)
+}
+
+/// Order a batch longest call first (by file size; equal sizes keep input order), so the
+/// batch ends on short calls: a job that runs out of calls idles only while the others finish
+/// a short one, not the longest of the batch.
+fn longest_first(sources: &mut [CallSource]) {
+    sources.sort_by_cached_key(|source| std::cmp::Reverse(file_size(source)));
+}
+
+fn file_size(source: &CallSource) -> u64 {
+    source.size_bytes.or_else(|| std::fs::metadata(&source.path).ok().map(|m| m.len())).unwrap_or(0)
 }
 
 /// Run the batch. `on_progress(done, total)` is called from the writing thread.
@@ -292,6 +302,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
             }
         }
     }
+    longest_first(&mut sources);
     let total = sources.len();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let gpu = first_worker.as_ref().and_then(WorkerProcess::gpu).map(str::to_owned);
@@ -335,7 +346,7 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
     std::thread::scope(|scope| {
         let (sources, budget, queue_slots, stop, pool, ledger) =
             (&sources, &budget, &queue_slots, &stop, &pool, &ledger);
-        // The CPU pool finishes calls in any order; they reach the ASR jobs in input order,
+        // The CPU pool finishes calls in any order; they reach the ASR jobs in queue order,
         // so a batch is transcribed the same way every time (a whisper state's output depends
         // on what it decoded before: temperature fallback draws from its random numbers).
         let (prepared_tx, prepared_rx) = crossbeam_channel::unbounded::<(usize, Option<Prepared>)>();
@@ -584,5 +595,22 @@ fn transcribe_and_score(
         Ok(Ok(scored)) => Outcome::Done(Box::new(scored)),
         Ok(Err(failure)) => Outcome::Failed(failure),
         Err(payload) => Outcome::Failed(panic_failure(&source, Some(sha), payload)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_runs_longest_call_first_and_keeps_input_order_among_equals() {
+        let source = |call_id: &str, size: u64| CallSource {
+            size_bytes: Some(size),
+            ..ScoredCall::of_utterances(call_id, Vec::new()).call.source
+        };
+        let mut sources = vec![source("a", 10), source("b", 30), source("c", 10), source("d", 20), source("e", 30)];
+        longest_first(&mut sources);
+        let order: Vec<&str> = sources.iter().map(|s| s.call_id.as_str()).collect();
+        assert_eq!(order, ["b", "e", "d", "a", "c"]);
     }
 }
