@@ -41,6 +41,7 @@ pub struct ChannelLoudness {
 const RATE_HZ: u32 = 16_000;
 const HOP_S: f64 = 0.1;
 const SHORT_TERM_S: f64 = 3.0;
+const HOPS_PER_SHORT_TERM: usize = 30;
 
 /// Short-term loudness every 0.1 s, as (window centre in seconds, LUFS), and the channel's
 /// integrated loudness and range.
@@ -50,21 +51,47 @@ fn measure(samples: &[f32]) -> (Vec<(f64, f64)>, ChannelLoudness) {
     };
     let hop = (HOP_S * RATE_HZ as f64) as usize;
     let mut series = Vec::with_capacity(samples.len() / hop + 1);
+    // Short-term loudness is the mean K-weighted energy of the last 30 hops. ebur128's
+    // `loudness_shortterm` sums all 3 s of samples again at every hop (30 times the audio,
+    // a sum whose additions depend on each other); summing each hop once and averaging the
+    // last 30 is the same quantity up to float rounding.
+    let mut hop_energies = std::collections::VecDeque::with_capacity(HOPS_PER_SHORT_TERM);
     for (i, chunk) in samples.chunks(hop).enumerate() {
         if meter.add_frames_f32(chunk).is_err() {
             break;
         }
-        let end_s = ((i * hop) + chunk.len()) as f64 / RATE_HZ as f64;
-        if end_s >= SHORT_TERM_S {
-            if let Ok(lufs) = meter.loudness_shortterm() {
-                series.push((end_s - SHORT_TERM_S / 2.0, lufs));
+        let short_term = if chunk.len() == hop {
+            if hop_energies.len() == HOPS_PER_SHORT_TERM {
+                hop_energies.pop_front();
             }
+            hop_energies.push_back(meter.loudness_window((HOP_S * 1000.0) as u32).map_or(0.0, loudness_to_energy));
+            (hop_energies.len() == HOPS_PER_SHORT_TERM)
+                .then(|| energy_to_loudness(hop_energies.iter().sum::<f64>() / HOPS_PER_SHORT_TERM as f64))
+        } else {
+            // The last hop of a channel, cut short: its 3 s end inside a hop.
+            meter.loudness_shortterm().ok()
+        };
+        let end_s = ((i * hop) + chunk.len()) as f64 / RATE_HZ as f64;
+        if let Some(lufs) = short_term.filter(|_| end_s >= SHORT_TERM_S) {
+            series.push((end_s - SHORT_TERM_S / 2.0, lufs));
         }
     }
     let finite = |v: Result<f64, ebur128::Error>| v.ok().filter(|v| v.is_finite());
     let loudness =
         ChannelLoudness { integrated_lufs: finite(meter.loudness_global()), range_lu: finite(meter.loudness_range()) };
     (series, loudness)
+}
+
+/// BS.1770 loudness of a mean square (one channel, weight 1), as ebur128 computes it.
+fn energy_to_loudness(energy: f64) -> f64 {
+    if energy <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    10.0 * energy.log10() - 0.691
+}
+
+fn loudness_to_energy(lufs: f64) -> f64 {
+    10f64.powf((lufs + 0.691) / 10.0)
 }
 
 /// The loudness of one channel and its raised-voice events.
@@ -157,6 +184,31 @@ mod tests {
         let lufs = loudness.integrated_lufs.unwrap();
         assert!(lufs > -32.0 && lufs < -24.0, "{lufs}");
         assert!(loudness.range_lu.unwrap() > 5.0);
+    }
+
+    #[test]
+    fn short_term_series_matches_ebur128s_own_short_term_loudness() {
+        let mut samples = tone(-30.0, 7.0);
+        samples.extend(vec![0.0; 16_000 * 4]);
+        samples.extend(tone(-18.0, 5.55));
+        let (series, _) = measure(&samples);
+        let mut meter = EbuR128::new(1, RATE_HZ, Mode::S).unwrap();
+        let expected: Vec<(f64, f64)> = samples
+            .chunks(1600)
+            .scan(0, |end, chunk| {
+                meter.add_frames_f32(chunk).unwrap();
+                *end += chunk.len();
+                Some((*end as f64 / 16_000.0, meter.loudness_shortterm().unwrap()))
+            })
+            .filter(|&(end_s, _)| end_s >= SHORT_TERM_S)
+            .map(|(end_s, lufs)| (end_s - SHORT_TERM_S / 2.0, lufs))
+            .collect();
+        assert_eq!(series.len(), expected.len());
+        assert_eq!(series.len(), 137, "every 0.1 s from 3 s, and the cut-short last hop");
+        for (&(t, lufs), &(want_t, want)) in series.iter().zip(&expected) {
+            assert_eq!(t, want_t);
+            assert!((lufs - want).abs() < 1e-9 || lufs == want, "at {t}: {lufs} vs {want}");
+        }
     }
 
     #[test]
