@@ -397,6 +397,12 @@ pub fn run(options: &RunOptions, on_progress: &dyn Fn(usize, usize)) -> Result<R
             let (voiced_rx, done_tx, cpu_share) = (voiced_rx.clone(), done_tx.clone(), &cpu_share);
             let model_name = model_name.as_deref();
             scope.spawn(move || {
+                // Load the model now, while the first calls are prepared, rather than beside
+                // the other jobs' first windows. A worker that does not start here is tried
+                // again by the call it was meant for, which then fails with the reason.
+                if let Some(Err(e)) = worker.as_mut().map(WorkerProcess::ensure_started) {
+                    debug!(error = %e, "a transcription worker did not start");
+                }
                 for prepared in voiced_rx.iter() {
                     if stop.load(Ordering::Relaxed) {
                         break;
