@@ -68,7 +68,7 @@ fn measure(samples: &[f32]) -> (Vec<(f64, f64)>, ChannelLoudness) {
             (hop_energies.len() == HOPS_PER_SHORT_TERM)
                 .then(|| energy_to_loudness(hop_energies.iter().sum::<f64>() / HOPS_PER_SHORT_TERM as f64))
         } else {
-            // The last hop of a channel, cut short: its 3 s end inside a hop.
+            // The channel's last hop, cut short: ebur128's own measure of the 3 s ending there.
             meter.loudness_shortterm().ok()
         };
         let end_s = ((i * hop) + chunk.len()) as f64 / RATE_HZ as f64;
