@@ -49,7 +49,8 @@ pub struct CallSource {
     pub call_id: String,
     /// A local path, or an object's URL (`s3://bucket/key`: see [`crate::storage::object`]).
     pub path: PathBuf,
-    /// The recording's size when ingest listed it (object stores); `None`: ask the file.
+    /// The recording's size as ingest found it (a file's metadata, an object store's
+    /// listing); `None`: ask the file.
     pub size_bytes: Option<u64>,
     pub agent_id: Option<String>,
     pub started_at: Option<DateTime<Utc>>,

@@ -53,15 +53,16 @@ pub(crate) fn stem(path: &Path) -> String {
     path.file_stem().map_or_else(|| path.display().to_string(), |s| s.to_string_lossy().into_owned())
 }
 
-/// The modification date of a regular file; anything else (missing, a FIFO, a device, a
-/// folder, a symlink loop) is refused here, before any read could hang or run forever.
-fn regular_file_date(path: &Path) -> Result<NaiveDate, (ErrorType, String)> {
+/// The modification date and size of a regular file; anything else (missing, a FIFO, a
+/// device, a folder, a symlink loop) is refused here, before any read could hang or run
+/// forever.
+fn regular_file(path: &Path) -> Result<(NaiveDate, u64), (ErrorType, String)> {
     let metadata = std::fs::metadata(path).map_err(|e| (ErrorType::of_io(&e), format!("cannot stat file: {e}")))?;
     if !metadata.is_file() {
         return Err((ErrorType::NotRegularFile, format!("not a regular file ({})", file_kind(&metadata.file_type()))));
     }
     let modified = metadata.modified().map_err(|e| (ErrorType::IoError, format!("no modification time: {e}")))?;
-    Ok(DateTime::<Utc>::from(modified).date_naive())
+    Ok((DateTime::<Utc>::from(modified).date_naive(), metadata.len()))
 }
 
 pub(crate) const MODIFIED: &str = "the file's modification time";
@@ -177,11 +178,11 @@ fn from_folder(dir: &Path) -> Vec<Result<CallSource, Rejected>> {
                 return Err(rejected);
             }
             let call_id = stem(&path);
-            match regular_file_date(&path).and_then(|date| plausible_date(date, MODIFIED)) {
-                Ok(call_date) => Ok(CallSource {
+            match regular_file(&path).and_then(|(date, size)| Ok((plausible_date(date, MODIFIED)?, size))) {
+                Ok((call_date, size)) => Ok(CallSource {
                     call_id,
                     path,
-                    size_bytes: None,
+                    size_bytes: Some(size),
                     agent_id: None,
                     started_at: None,
                     call_date,
@@ -212,7 +213,7 @@ pub fn parse_manifest(
     let base = manifest.parent().unwrap_or(Path::new("."));
     let locate = |row_path: &str| {
         let path = base.join(row_path);
-        let found = regular_file_date(&path).map(|modified| (modified, None));
+        let found = regular_file(&path).map(|(modified, size)| (modified, Some(size)));
         (path, found)
     };
     parse_rows(input, manifest, &locate)
